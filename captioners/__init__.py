@@ -1,0 +1,1 @@
+"""Vision-language recaptioners (dense recaptions arrive with the recaption issue)."""

@@ -1,0 +1,62 @@
+"""The annotator base: load once in `setup`, take a batch, return new columns.
+
+An annotator never drops a row: it returns one value per row (None where it has no answer), and
+Beam DoFns, RunInference handlers and Prefect tasks only wrap it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from PIL import Image
+
+
+@dataclass
+class Batch:
+    """Rows of one shard: their column values so far and their decoded images (None if no image)."""
+
+    columns: dict[str, list[Any]]
+    images: list[Image.Image | None]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def column(self, name: str) -> list[Any]:
+        return self.columns[name]
+
+
+class Annotator(ABC):
+    """Adds `fields` to every row of a batch. Subclasses set `fields` and implement `annotate`."""
+
+    fields: ClassVar[tuple[pa.Field, ...]]
+    model_id: ClassVar[str | None] = None
+
+    def setup(self) -> None:  # noqa: B027  (optional hook)
+        """Load models or tables; called once per worker before the first batch."""
+
+    @abstractmethod
+    def annotate(self, batch: Batch) -> dict[str, list[Any]]:
+        """One list per field in `fields`, each as long as the batch."""
+
+    def __call__(self, batch: Batch) -> dict[str, pa.Array]:
+        values = self.annotate(batch)
+        return {f.name: pa.array(values[f.name], f.type) for f in self.fields}
+
+
+class ImageAnnotator(Annotator):
+    """An annotator that looks at each image on its own; rows without an image get None."""
+
+    def annotate(self, batch: Batch) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {f.name: [] for f in self.fields}
+        for image in batch.images:
+            row = self.annotate_image(image) if image is not None else {}
+            for name, values in out.items():
+                values.append(row.get(name))
+        return out
+
+    @abstractmethod
+    def annotate_image(self, image: Image.Image) -> dict[str, Any]:
+        """Field name -> value for one decoded RGB image."""

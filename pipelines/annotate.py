@@ -1,0 +1,107 @@
+"""Annotate: decode each stored image once, run every annotator over batches, write the final shard."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+from collections.abc import Iterator
+
+import fsspec
+import pyarrow as pa
+from PIL import Image
+
+from pairsmith.filters.base import Annotator, Batch
+from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
+from pairsmith.schemas import PIPELINE_VERSION
+from pairsmith.schemas.record import FIELDS, record_schema, validate_table
+
+IDENTITY = ("uid", "url", "caption", "source_file", "source_row")
+
+
+def _decode(data: bytes | None) -> Image.Image | None:
+    if data is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _image_loader(layout: Layout, shard: str, members: list[str | None]) -> Iterator[bytes | None]:
+    """Image bytes per row, in row order, read lazily from the shard's tar (a local copy if remote)."""
+    fs, path = fsspec.core.url_to_fs(layout.tar(shard))
+    with tempfile.TemporaryDirectory() as scratch:
+        local = (
+            path
+            if "file" in fs.protocol
+            else fs.get_file(path, f"{scratch}/shard.tar") or f"{scratch}/shard.tar"
+        )
+        with tarfile.open(local, mode="r") as tar:
+            index = {info.name: info for info in tar.getmembers() if info.isfile()}
+            for member in members:
+                info = index.get(member) if member is not None else None
+                yield tar.extractfile(info).read() if info is not None else None
+
+
+def annotate_rows(
+    rows: pa.Table,
+    results: pa.Table,
+    images: Iterator[bytes | None],
+    annotators: list[Annotator],
+    batch_size: int,
+) -> dict[str, pa.Array]:
+    """New columns for all rows; each image is decoded once and shared by every annotator."""
+    base = {name: rows.column(name).to_pylist() for name in ("caption",)}
+    base |= {name: results.column(name).to_pylist() for name in results.column_names}
+    out: dict[str, list[pa.Array]] = {f.name: [] for a in annotators for f in a.fields}
+    for start in range(0, rows.num_rows, batch_size):
+        stop = min(start + batch_size, rows.num_rows)
+        decoded = [_decode(next(images)) for _ in range(start, stop)]
+        batch = Batch({k: v[start:stop] for k, v in base.items()}, decoded)
+        for annotator in annotators:
+            for name, array in annotator(batch).items():
+                out[name].append(array)
+                batch.columns[name] = array.to_pylist()
+    fields = {f.name: f for a in annotators for f in a.fields}
+    return {
+        name: pa.concat_arrays(chunks) if chunks else pa.array([], fields[name].type)
+        for name, chunks in out.items()
+    }
+
+
+def annotate_shard(
+    shard: str, layout: Layout, annotators: list[Annotator], batch_size: int, provenance: dict
+) -> dict:
+    """Write `data/SHARD.parquet` (skipped if it exists); returns counts for progress reports."""
+    if layout.exists(layout.data_shard(shard)):
+        return {"shard": shard, "skipped": True}
+    rows = read_parquet(layout.input_shard(shard))
+    results = read_parquet(layout.download_shard(shard))
+    images = _image_loader(layout, shard, results.column("member").to_pylist())
+    new = annotate_rows(rows, results, images, annotators, batch_size)
+    n = rows.num_rows
+    columns: dict[str, pa.Array] = {}
+    for field in FIELDS:
+        if field.name in IDENTITY:
+            columns[field.name] = rows.column(field.name)
+        elif field.name in results.column_names:
+            columns[field.name] = results.column(field.name)
+        elif field.name in new:
+            columns[field.name] = new[field.name]
+        elif field.name in provenance:
+            columns[field.name] = pa.array([provenance[field.name]] * n, field.type)
+        else:
+            columns[field.name] = pa.nulls(n, field.type)
+    extras = rows.drop_columns([*IDENTITY, "input_problem"])
+    for name in extras.column_names:
+        columns[name] = extras.column(name)
+    table = pa.table(columns, schema=record_schema(extras.schema))
+    validate_table(table)
+    write_parquet(table, layout.data_shard(shard))
+    return {"shard": shard, "rows": n}
+
+
+def provenance(run_id: str, config_hash: str) -> dict:
+    return {"run_id": run_id, "config_hash": config_hash, "pipeline_version": PIPELINE_VERSION}

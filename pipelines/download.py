@@ -1,0 +1,171 @@
+"""Download: img2dataset's Downloader and Resizer, one shard at a time, behind the fetch policy.
+
+Per shard: the fetchable rows go to img2dataset in a scratch folder; its tar is moved to
+`images/SHARD.tar` and its per-row results, aligned with the input rows, to
+`_work/download/SHARD.parquet` (written last: its presence marks the shard as downloaded).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from img2dataset.downloader import Downloader
+from img2dataset.resizer import Resizer
+from img2dataset.writer import WebDatasetSampleWriter
+
+from pairsmith.pipelines.address_guard import install_fetch_policy
+from pairsmith.pipelines.download_errors import classify
+from pairsmith.pipelines.layout import Layout, atomic_path, read_parquet, write_parquet
+from pairsmith.schemas.config import DownloadConfig
+
+RESULT_SCHEMA = pa.schema(
+    [
+        ("status", pa.string()),
+        ("error_kind", pa.string()),
+        ("error_message", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("original_width", pa.int32()),
+        ("original_height", pa.int32()),
+        ("image_bytes", pa.int64()),
+        ("sha256", pa.string()),
+        ("tar", pa.string()),
+        ("member", pa.string()),
+    ]
+)
+
+
+class _SizeRecordingResizer(Resizer):
+    """img2dataset's Resizer that remembers the byte size of the last image it was given.
+
+    img2dataset resizes and then writes each sample from the same thread, one after the other,
+    so the writer below can attach that size to the sample's metadata (LAION's 5 KB rule needs it).
+    """
+
+    last_input_bytes: int | None = None
+
+    def __call__(self, img_stream, blurring_bbox_list=None):
+        self.last_input_bytes = img_stream.getbuffer().nbytes
+        return super().__call__(img_stream, blurring_bbox_list)
+
+
+def _writer_class(resizer: _SizeRecordingResizer):
+    class SizeRecordingWriter(WebDatasetSampleWriter):
+        def __init__(self, shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format):
+            schema = schema.append(pa.field("image_bytes", pa.int64()))
+            super().__init__(shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format)
+
+        def write(self, img_str, key, caption, meta):
+            downloaded = meta["status"] in ("success", "failed_to_resize")
+            meta["image_bytes"] = resizer.last_input_bytes if downloaded else None
+            super().write(img_str, key, caption, meta)
+
+    return SizeRecordingWriter
+
+
+def make_resizer(cfg: DownloadConfig) -> _SizeRecordingResizer:
+    return _SizeRecordingResizer(
+        image_size=cfg.image_size,
+        resize_mode=cfg.resize_mode,
+        resize_only_if_bigger=cfg.resize_only_if_bigger,
+        encode_format=cfg.encode_format,
+        encode_quality=cfg.encode_quality if cfg.encode_format != "png" else min(cfg.encode_quality, 9),
+        min_image_size=cfg.min_image_size,
+        max_image_area=cfg.max_image_area or float("inf"),
+        max_aspect_ratio=cfg.max_aspect_ratio or float("inf"),
+    )
+
+
+def run_img2dataset(
+    urls: list[str], captions: list[str | None], cfg: DownloadConfig, folder: str
+) -> pa.Table:
+    """Download `urls` into `folder` (00000.tar + 00000.parquet); return img2dataset's rows."""
+    rows = pa.table({"url": urls, "caption": captions, "row": pa.array(range(len(urls)), pa.int64())})
+    with pa.OSFile(f"{folder}/input.arrow", "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    resizer = make_resizer(cfg)
+    downloader = Downloader(
+        sample_writer_class=_writer_class(resizer),
+        resizer=resizer,
+        thread_count=cfg.threads,
+        save_caption=True,
+        extract_exif=False,
+        output_folder=folder,
+        column_list=["url", "caption", "row"],
+        timeout=cfg.timeout_s,
+        number_sample_per_shard=len(urls),
+        oom_shard_count=5,
+        compute_hash="sha256",
+        verify_hash_type=None,
+        encode_format=cfg.encode_format,
+        retries=cfg.retries,
+        user_agent_token=cfg.user_agent_token,
+        disallowed_header_directives=cfg.disallowed_header_directives,
+    )
+    downloader.download_shard((0, f"{folder}/input.arrow"))
+    return pq.read_table(f"{folder}/00000.parquet")
+
+
+def _results(n_rows: int, problems: list[str | None], fetched: pa.Table, tar: str, ext: str) -> pa.Table:
+    """One result row per input row, in input order."""
+    out: dict[str, list] = {name: [None] * n_rows for name in RESULT_SCHEMA.names}
+    for i, problem in enumerate(problems):
+        if problem is not None:
+            out["status"][i], out["error_kind"][i], out["error_message"][i] = (
+                "invalid_input",
+                "invalid_url",
+                problem,
+            )
+    fetch_rows = [i for i, p in enumerate(problems) if p is None]
+    for rec in fetched.to_pylist():
+        i = fetch_rows[rec["row"]]
+        status, kind = classify(rec["status"], rec["error_message"])
+        out["status"][i], out["error_kind"][i], out["error_message"][i] = status, kind, rec["error_message"]
+        for name in ("width", "height", "original_width", "original_height", "image_bytes", "sha256"):
+            out[name][i] = rec.get(name)
+        if rec["status"] == "success":
+            out["tar"][i], out["member"][i] = tar, f"{rec['key']}.{ext}"
+    for i in fetch_rows:
+        if out["status"][i] is None:  # img2dataset lost the row: say so rather than drop it
+            out["status"][i], out["error_kind"][i] = "failed_to_download", "other"
+            out["error_message"][i] = "no result from the downloader"
+    return pa.table(out, schema=RESULT_SCHEMA)
+
+
+def download_shard(shard: str, layout: Layout, cfg: DownloadConfig) -> dict:
+    """Download one shard (skipped if already done); returns counts for progress reports."""
+    if layout.exists(layout.download_shard(shard)):
+        return {"shard": shard, "skipped": True}
+    install_fetch_policy(cfg.allow_private_addresses, cfg.private_allowlist)
+    rows = read_parquet(layout.input_shard(shard))
+    problems = rows.column("input_problem").to_pylist()
+    fetch = [i for i, p in enumerate(problems) if p is None]
+    urls = rows.column("url").to_pylist()
+    caps = rows.column("caption").to_pylist()
+    scratch = tempfile.mkdtemp(prefix=f"pairsmith-{shard}-")
+    try:
+        if fetch:
+            fetched = run_img2dataset(
+                [urls[i].strip() for i in fetch], [caps[i] for i in fetch], cfg, scratch
+            )
+        else:
+            fetched = pa.table({"row": pa.array([], pa.int64())})
+            with open(f"{scratch}/00000.tar", "wb"):
+                pass
+        results = _results(rows.num_rows, problems, fetched, layout.tar_relative(shard), cfg.encode_format)
+        _upload(f"{scratch}/00000.tar", layout.tar(shard))
+        write_parquet(results, layout.download_shard(shard))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    statuses = results.column("status").to_pylist()
+    return {"shard": shard, "rows": len(statuses), "success": statuses.count("success")}
+
+
+def _upload(local: str, target: str) -> None:
+    fs, _ = fsspec.core.url_to_fs(target)
+    with atomic_path(target) as tmp:
+        fs.put_file(local, tmp)

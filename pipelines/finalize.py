@@ -1,0 +1,62 @@
+"""Finalize: check row conservation over all shards and write `manifest.json`."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections import Counter
+from importlib.metadata import version
+
+import fsspec
+import pyarrow.parquet as pq
+
+from pairsmith.pipelines.layout import Layout, write_json
+from pairsmith.schemas import PIPELINE_VERSION
+from pairsmith.schemas.record import SCHEMA_VERSION
+
+
+class RowConservationError(RuntimeError):
+    """Output rows differ from input rows: a bug, reported loudly."""
+
+
+def _rows(layout: Layout, kind: str, path_of) -> tuple[int, Counter]:
+    total, statuses = 0, Counter()
+    for shard in layout.shards(kind):
+        fs, path = fsspec.core.url_to_fs(path_of(shard))
+        with fs.open(path, "rb") as f:
+            pf = pq.ParquetFile(f)
+            total += pf.metadata.num_rows
+            if kind == "data":
+                statuses.update(pf.read(columns=["status"]).column("status").to_pylist())
+    return total, statuses
+
+
+def _versions() -> dict[str, str]:
+    names = ("apache-beam", "img2dataset", "pyarrow", "prefect", "polars", "imagehash", "langid")
+    return {"pairsmith": PIPELINE_VERSION, "python": platform.python_version()} | {
+        n: version(n) for n in names
+    }
+
+
+def write_manifest(layout: Layout, run: dict, model_ids: dict[str, str], started: float) -> dict:
+    """Count rows per status, check that every input row is in the output, write the manifest."""
+    input_rows, _ = _rows(layout, "input", layout.input_shard)
+    output_rows, statuses = _rows(layout, "data", layout.data_shard)
+    if output_rows != input_rows or layout.shards("data") != layout.shards("input"):
+        raise RowConservationError(f"{input_rows} input rows but {output_rows} output rows in {layout.root}")
+    manifest = {
+        "input_rows": input_rows,
+        "output_rows": output_rows,
+        "rows_per_status": dict(sorted(statuses.items())),
+        "shards": len(layout.shards("data")),
+        "run_id": run["run_id"],
+        "config_hash": run["config_hash"],
+        "config": run["config"],
+        "schema_version": SCHEMA_VERSION,
+        "versions": _versions(),
+        "model_ids": model_ids,
+        "wall_time_s": round(time.time() - started, 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json(manifest, layout.manifest)
+    return manifest

@@ -1,0 +1,121 @@
+"""Where each stage reads and writes inside the output folder (local path or fsspec URL).
+
+    OUT/run.json                      config and config hash of the run that owns the folder
+    OUT/_work/input/SHARD.parquet     ingested rows (uid, url, caption, extras, input status)
+    OUT/_work/download/SHARD.parquet  img2dataset's per-row download results
+    OUT/images/SHARD.tar              webdataset tar of the stored images
+    OUT/data/SHARD.parquet            final annotated rows (the record contract)
+    OUT/manifest.json                 counts, config hash, versions, model ids, wall time
+
+Every file is written under a temporary name and renamed, so a killed run leaves either the whole
+file or none of it; a stage counts a shard as done when its output exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one output folder."""
+
+    root: str
+
+    def _join(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return fsspec.core.url_to_fs(self.root)[0]
+
+    def input_shard(self, shard: str) -> str:
+        return self._join("_work", "input", f"{shard}.parquet")
+
+    def download_shard(self, shard: str) -> str:
+        return self._join("_work", "download", f"{shard}.parquet")
+
+    def tar(self, shard: str) -> str:
+        return self._join("images", f"{shard}.tar")
+
+    def tar_relative(self, shard: str) -> str:
+        return f"images/{shard}.tar"
+
+    def data_shard(self, shard: str) -> str:
+        return self._join("data", f"{shard}.parquet")
+
+    def scratch(self, name: str) -> str:
+        return self._join("_work", "tmp", f"{name}-{uuid.uuid4().hex[:8]}")
+
+    @property
+    def ingest_done(self) -> str:
+        return self._join("_work", "input", "_DONE.json")
+
+    @property
+    def run_file(self) -> str:
+        return self._join("run.json")
+
+    @property
+    def manifest(self) -> str:
+        return self._join("manifest.json")
+
+    def shards(self, kind: str = "input") -> list[str]:
+        """Names of the shards that have a file of `kind` (input, download, data), sorted."""
+        folder = {"input": "_work/input", "download": "_work/download", "data": "data"}[kind]
+        fs, path = fsspec.core.url_to_fs(self._join(folder))
+        if not fs.exists(path):
+            return []
+        names = [p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+        return sorted(n[: -len(".parquet")] for n in names if n.endswith(".parquet"))
+
+    def exists(self, path: str) -> bool:
+        fs, p = fsspec.core.url_to_fs(path)
+        return fs.exists(p)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
+    fs, final = fsspec.core.url_to_fs(path)
+    tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+    fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+    try:
+        yield tmp
+        fs.mv(tmp, final)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def write_parquet(table: pa.Table, path: str) -> None:
+    """Write a zstd Parquet file atomically."""
+    fs, _ = fsspec.core.url_to_fs(path)
+    with atomic_path(path) as tmp, fs.open(tmp, "wb") as f:
+        pq.write_table(table, f, compression="zstd")
+
+
+def write_json(data: dict, path: str) -> None:
+    """Write a JSON file atomically."""
+    fs, _ = fsspec.core.url_to_fs(path)
+    with atomic_path(path) as tmp, fs.open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)
+
+
+def read_json(path: str) -> dict:
+    fs, p = fsspec.core.url_to_fs(path)
+    with fs.open(p) as f:
+        return json.load(f)
+
+
+def read_parquet(path: str) -> pa.Table:
+    fs, p = fsspec.core.url_to_fs(path)
+    with fs.open(p, "rb") as f:
+        return pq.read_table(f)

@@ -1,0 +1,75 @@
+"""Run each stage as its own Beam pipeline on the configured runner, with a progress bar.
+
+Stages hand over through files in the output folder (see `layout`), so each one can be retried or
+resumed alone, and Prefect can run them as separate tasks.
+"""
+
+from __future__ import annotations
+
+import time
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pairsmith.filters import default_annotators
+from pairsmith.pipelines.annotate import provenance
+from pairsmith.pipelines.finalize import write_manifest
+from pairsmith.pipelines.ingest import list_input_files, read_input_file
+from pairsmith.pipelines.layout import Layout, read_json, write_json
+from pairsmith.pipelines.progress import shard_progress
+from pairsmith.pipelines.run_state import claim_output
+from pairsmith.pipelines.stages import AnnotateShardFn, DownloadShardFn, ForEachShard, IngestFileFn
+from pairsmith.schemas.config import RunConfig, RunnerConfig
+
+
+def pipeline_options(runner: RunnerConfig) -> PipelineOptions:
+    return PipelineOptions([f"--runner={runner.runner}", *runner.options])
+
+
+def _run(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) -> None:
+    if not elements:
+        return
+    with beam.Pipeline(options=pipeline_options(runner)) as p:
+        _ = p | f"{label}Inputs" >> beam.Create(elements) | label >> ForEachShard(fn)
+
+
+def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
+    """Cut the input into shards (once: a finished ingest is not redone). Returns shard names."""
+    if layout.exists(layout.ingest_done):
+        return read_json(layout.ingest_done)["shards"]
+    files = list_input_files(cfg.input.path, cfg.input.format)
+    for path in files:  # fail fast, in the driver, with a clear message (missing column, unreadable file)
+        next(read_input_file(path, cfg.input), None)
+    _run("Ingest", list(enumerate(files)), IngestFileFn(layout, cfg.input), cfg.runner)
+    shards = layout.shards("input")
+    write_json({"files": files, "shards": shards}, layout.ingest_done)
+    return shards
+
+
+def download(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
+    pending = [s for s in shards if not layout.exists(layout.download_shard(s))]
+    with shard_progress("download", len(shards), lambda: len(layout.shards("download"))):
+        _run("Download", pending, DownloadShardFn(layout, cfg.download), cfg.runner)
+
+
+def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
+    pending = [s for s in shards if not layout.exists(layout.data_shard(s))]
+    fn = AnnotateShardFn(layout, cfg.annotate, provenance(run["run_id"], run["config_hash"]))
+    with shard_progress("annotate", len(shards), lambda: len(layout.shards("data"))):
+        _run("Annotate", pending, fn, cfg.runner)
+
+
+def finalize(layout: Layout, run: dict, started: float) -> dict:
+    model_ids = {type(a).__name__: a.model_id for a in default_annotators() if a.model_id}
+    return write_manifest(layout, run, model_ids, started)
+
+
+def run_all(cfg: RunConfig, out: str) -> dict:
+    """Every stage in order without Prefect (the Prefect flow calls the same functions)."""
+    started = time.time()
+    layout = Layout(out)
+    run = claim_output(layout, cfg)
+    shards = ingest(layout, cfg)
+    download(layout, cfg, shards)
+    annotate(layout, cfg, shards, run)
+    return finalize(layout, run, started)

@@ -1,0 +1,60 @@
+"""The Beam stages. Each stage is a PTransform over shard names (or input files) whose DoFn wraps
+plain functions, skips finished shards and writes its outputs atomically, so a rerun resumes."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from pairsmith.filters import default_annotators
+from pairsmith.pipelines.annotate import annotate_shard
+from pairsmith.pipelines.download import download_shard
+from pairsmith.pipelines.ingest import cut_shards
+from pairsmith.pipelines.layout import Layout, write_parquet
+from pairsmith.schemas.config import AnnotateConfig, DownloadConfig, InputConfig
+
+
+class IngestFileFn(beam.DoFn):
+    """(file index, path) -> names of the input shards written for that file."""
+
+    def __init__(self, layout: Layout, cfg: InputConfig):
+        self.layout, self.cfg = layout, cfg
+
+    def process(self, element: tuple[int, str]):
+        index, path = element
+        for name, table in cut_shards(index, path, self.cfg):
+            write_parquet(table, self.layout.input_shard(name))
+            yield name
+
+
+class DownloadShardFn(beam.DoFn):
+    def __init__(self, layout: Layout, cfg: DownloadConfig):
+        self.layout, self.cfg = layout, cfg
+
+    def process(self, shard: str):
+        yield download_shard(shard, self.layout, self.cfg)
+
+
+class AnnotateShardFn(beam.DoFn):
+    """Loads every annotator once per worker (`setup`), then annotates shard after shard."""
+
+    def __init__(self, layout: Layout, cfg: AnnotateConfig, provenance: dict):
+        self.layout, self.cfg, self.provenance = layout, cfg, provenance
+
+    def setup(self):
+        self.annotators = default_annotators()
+        for annotator in self.annotators:
+            annotator.setup()
+
+    def process(self, shard: str):
+        yield annotate_shard(shard, self.layout, self.annotators, self.cfg.batch_size, self.provenance)
+
+
+class ForEachShard(beam.PTransform):
+    """Spread elements over workers (Reshuffle) and apply one DoFn to each."""
+
+    def __init__(self, fn: beam.DoFn):
+        super().__init__()
+        self.fn = fn
+
+    def expand(self, pcoll):
+        return pcoll | "Spread" >> beam.Reshuffle() | "Apply" >> beam.ParDo(self.fn)

@@ -1,0 +1,137 @@
+"""The run config: pydantic models read from YAML plus `--set key=value` overrides.
+
+Unknown or mistyped keys are errors that name the key (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config problem the user can fix; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InputConfig(_Strict):
+    """Where the pairs come from."""
+
+    path: str | None = Field(None, description="File, folder or glob; local path or any fsspec URL.")
+    format: Literal["auto", "parquet", "csv", "tsv", "jsonl"] = "auto"
+    url_col: str = "url"
+    caption_col: str = "caption"
+    shard_size: int = Field(
+        1000, ge=1, le=1_000_000, description="Rows per shard (the unit of work and resume)."
+    )
+
+
+class DownloadConfig(_Strict):
+    """img2dataset's Downloader and Resizer settings plus pairsmith's fetch policy."""
+
+    threads: int = Field(32, ge=1, description="Download threads per shard.")
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(1, ge=0)
+    image_size: int = Field(512, ge=8)
+    resize_mode: Literal["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"] = "keep_ratio"
+    resize_only_if_bigger: bool = True
+    encode_format: Literal["jpg", "png", "webp"] = "jpg"
+    encode_quality: int = Field(95, ge=0, le=100)
+    min_image_size: int = Field(0, ge=0, description="Shorter side below this is rejected by the resizer.")
+    max_image_area: float | None = Field(None, gt=0, description="Larger images are rejected; None: no limit.")
+    max_aspect_ratio: float | None = Field(None, gt=0, description="Longer/shorter side above this is rejected.")
+    allow_private_addresses: bool = Field(
+        False, description="Fetch URLs whose host resolves to loopback/private/link-local/reserved addresses."
+    )
+    private_allowlist: list[str] = Field(
+        default_factory=list, description="Host names fetched even if private (e.g. an internal mirror)."
+    )
+    user_agent_token: str = "pairsmith"
+    disallowed_header_directives: list[str] = Field(
+        default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"],
+        description="X-Robots-Tag directives that block a URL (img2dataset's default list).",
+    )
+
+
+class AnnotateConfig(_Strict):
+    """The annotate stage."""
+
+    batch_size: int = Field(64, ge=1, description="Images decoded and annotated together.")
+
+
+class RunnerConfig(_Strict):
+    """Which Beam runner executes the stages; the options are passed to Beam verbatim."""
+
+    runner: str = "DirectRunner"
+    options: list[str] = Field(default_factory=list, description='e.g. ["--direct_num_workers=2"]')
+
+
+class RunConfig(_Strict):
+    """Everything a run needs. `output_affecting()` is what the config hash covers."""
+
+    input: InputConfig = Field(default_factory=InputConfig)
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    def output_affecting(self) -> dict[str, Any]:
+        """The settings that change the output (not how or where it runs)."""
+        data = self.model_dump(mode="json", exclude={"runner": True, "download": {"threads"}})
+        return data
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.output_affecting(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def _apply(data: dict, path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config key {'.'.join(path)!r}: {part!r} is not a section")
+    node[path[-1]] = value
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key {key!r}"
+    return f"config key {key!r}: {first['msg']} (got {first.get('input')!r})"
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML config (optional) and apply `key=value` overrides (dotted keys, YAML values)."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    for item in overrides:
+        _apply(data, *_parse_override(item))
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None

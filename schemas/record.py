@@ -1,0 +1,136 @@
+"""The output record schema: column names, types and meanings, versioned.
+
+Every Parquet writer calls `validate_table`; the README's column table is generated from `FIELDS`.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+
+STATUSES = (
+    "success",
+    "failed_to_download",
+    "failed_to_decode",
+    "rejected_by_resizer",
+    "blocked",
+    "invalid_input",
+)
+
+
+def _field(name: str, type_: pa.DataType, group: str, doc: str) -> pa.Field:
+    return pa.field(name, type_, nullable=True, metadata={"group": group, "doc": doc})
+
+
+FIELDS: tuple[pa.Field, ...] = (
+    _field(
+        "uid",
+        pa.string(),
+        "identity",
+        "Stable id: 64-bit BLAKE2b of url and caption, hex. Equal for equal rows.",
+    ),
+    _field("url", pa.string(), "identity", "Image URL as given in the input."),
+    _field(
+        "caption", pa.string(), "identity", "Caption (alt-text) as given; invalid UTF-8 replaced by U+FFFD."
+    ),
+    _field("source_file", pa.string(), "identity", "Input file the row came from."),
+    _field("source_row", pa.int64(), "identity", "0-based row number in `source_file`."),
+    _field(
+        "status",
+        pa.string(),
+        "download",
+        "One of: " + ", ".join(f"`{s}`" for s in STATUSES) + ".",
+    ),
+    _field(
+        "error_kind",
+        pa.string(),
+        "download",
+        "Why a row failed, machine-readable: `dns`, `timeout`, `http_404`, `redirect_loop`, "
+        "`connection`, `private_address`, `opt_out`, `decode`, `too_small`, `invalid_url`, ...",
+    ),
+    _field("error_message", pa.string(), "download", "The underlying error text."),
+    _field("width", pa.int32(), "download", "Width of the stored (resized) image, px."),
+    _field("height", pa.int32(), "download", "Height of the stored (resized) image, px."),
+    _field("original_width", pa.int32(), "download", "Width of the downloaded image, px."),
+    _field("original_height", pa.int32(), "download", "Height of the downloaded image, px."),
+    _field("image_bytes", pa.int64(), "download", "Size of the downloaded image file, bytes."),
+    _field("sha256", pa.string(), "download", "SHA-256 of the downloaded image bytes, hex."),
+    _field(
+        "tar",
+        pa.string(),
+        "download",
+        "Webdataset tar holding the stored image, relative to the output folder.",
+    ),
+    _field("member", pa.string(), "download", "Member name of the image inside `tar`."),
+    _field("aspect_ratio", pa.float32(), "image", "Long side / short side of the downloaded image (>= 1)."),
+    _field("phash", pa.uint64(), "image", "64-bit perceptual hash (imagehash.phash) of the stored image."),
+    _field("caption_chars", pa.int32(), "caption", "Caption length in characters (after stripping)."),
+    _field("caption_words", pa.int32(), "caption", "Caption length in whitespace-separated words."),
+    _field("lang", pa.string(), "caption", "ISO 639-1 language of the caption (langid)."),
+    _field("lang_score", pa.float32(), "caption", "Probability of `lang`, in [0, 1]."),
+    _field(
+        "laion_basic_ok",
+        pa.bool_(),
+        "rules",
+        "LAION-5B basic rule: caption >= 5 chars and image file >= 5 KB (CLIP threshold comes with CLIP).",
+    ),
+    _field(
+        "datacomp_basic_ok",
+        pa.bool_(),
+        "rules",
+        "DataComp basic filter: English, > 2 words, > 5 chars, short side >= 200 px, aspect ratio <= 3.",
+    ),
+    _field(
+        "align_ok",
+        pa.bool_(),
+        "rules",
+        "ALIGN per-pair rules: short side > 200 px, aspect ratio < 3, 3..20 words "
+        "(the 'caption shared by > 10 images' rule needs the global dedup stage).",
+    ),
+    _field("run_id", pa.string(), "provenance", "Id of the run that wrote the row."),
+    _field("config_hash", pa.string(), "provenance", "Hash of the run config that affects the output."),
+    _field("pipeline_version", pa.string(), "provenance", "pairsmith version that wrote the row."),
+)
+
+CORE_NAMES = frozenset(f.name for f in FIELDS)
+
+
+class SchemaMismatchError(ValueError):
+    """A table does not follow the record contract: a bug in the writer, never the user's fault."""
+
+
+def record_schema(extra: pa.Schema | None = None) -> pa.Schema:
+    """The core schema followed by the input's extra columns (kept as read)."""
+    fields = list(FIELDS)
+    if extra is not None:
+        fields += [f for f in extra if f.name not in CORE_NAMES]
+    return pa.schema(fields, metadata={"pairsmith_schema_version": SCHEMA_VERSION})
+
+
+def validate_table(table: pa.Table) -> None:
+    """Raise SchemaMismatchError unless `table` starts with exactly the core columns and types."""
+    names = table.column_names[: len(FIELDS)]
+    expected = [f.name for f in FIELDS]
+    if names != expected:
+        missing = [n for n in expected if n not in table.column_names]
+        raise SchemaMismatchError(f"columns differ from the record contract; missing={missing}, got={names}")
+    for field in FIELDS:
+        got = table.schema.field(field.name).type
+        if got != field.type:
+            raise SchemaMismatchError(f"column {field.name!r} has type {got}, contract says {field.type}")
+    bad = set(table.column("status").to_pylist()) - set(STATUSES)
+    if bad:
+        raise SchemaMismatchError(f"unknown status values {sorted(map(str, bad))}")
+    if table.column("status").null_count:
+        raise SchemaMismatchError("every row needs a status")
+
+
+def markdown_table() -> str:
+    """The README's column table, generated from FIELDS."""
+    lines = ["| column | type | group | meaning |", "|---|---|---|---|"]
+    lines += [
+        f"| `{f.name}` | {f.type} | {f.metadata[b'group'].decode()} | {f.metadata[b'doc'].decode()} |"
+        for f in FIELDS
+    ]
+    return "\n".join(lines)
