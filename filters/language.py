@@ -21,7 +21,7 @@ class LanguageId(Annotator):
         langs, scores = [], []
         for caption in batch.column("caption"):
             text = (caption or "").strip()
-            if not any(ch.isalpha() for ch in text):
+            if sum(ch.isalpha() for ch in text) < 3:  # "1920x1080", "IMG_1": nothing to identify
                 langs.append(None)
                 scores.append(None)
                 continue

@@ -134,3 +134,7 @@ def markdown_table() -> str:
         for f in FIELDS
     ]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # `python -m pairsmith.schemas.record` prints the README table
+    print(markdown_table())

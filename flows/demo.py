@@ -1,0 +1,45 @@
+"""`pairsmith demo`: serve about 200 pairs from 127.0.0.1 and run the whole flow on them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pairsmith.flows.build import build_dataset
+from pairsmith.flows.demo_site import LocalImageServer, build_demo_site, write_pairs_parquet
+from pairsmith.schemas.config import ConfigError
+
+MARKER = "pairsmith-demo.txt"
+
+DEMO_SETTINGS = [
+    "download.allow_private_addresses=true",  # the demo server is on 127.0.0.1
+    "download.timeout_s=2",
+    "download.retries=0",
+    "input.shard_size=50",
+]
+
+
+def prepare_folder(out: Path) -> None:
+    """Start from an empty folder; a previous demo output (it has our marker) is replaced."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise ConfigError(f"{out} is not empty and not a previous demo output; pass another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by `pairsmith demo`; the next demo run replaces this folder\n")
+
+
+def run_demo(out: str, n_pairs: int = 200, extra_settings: list[str] | None = None) -> dict:
+    """Build the demo site, serve it, run `build_dataset`, return the manifest."""
+    folder = Path(out).resolve()
+    prepare_folder(folder)
+    routes, pairs = build_demo_site(n_pairs=n_pairs, timeout_delay_s=4.0)
+    with LocalImageServer(routes) as server:
+        input_path = folder / "demo-input" / "pairs.parquet"
+        input_path.parent.mkdir()
+        write_pairs_parquet(pairs, server.base_url, input_path)
+        return build_dataset(
+            str(folder / "dataset"),
+            input_path=str(input_path),
+            overrides=[*DEMO_SETTINGS, *(extra_settings or [])],
+        )
