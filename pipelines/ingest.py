@@ -130,13 +130,16 @@ def _read_jsonl(f) -> pa.Table:
         except ValueError as exc:
             row = {"__invalid__": f"line {number + 1}: {exc}"}
         rows.append(row)
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # every key of every line, first-seen order
     try:
-        return pa.Table.from_pylist(rows)
+        return pa.table({k: [r.get(k) for r in rows] for k in keys})
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # Mixed value types across lines: keep every value, as JSON text.
-        return pa.Table.from_pylist(
-            [{k: v if isinstance(v, str) or v is None else json.dumps(v) for k, v in r.items()} for r in rows]
-        )
+        return pa.table({k: [_as_text(r.get(k)) for r in rows] for k in keys})
+
+
+def _as_text(value) -> str | None:
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 def _rename_collisions(table: pa.Table, cfg: InputConfig) -> pa.Table:

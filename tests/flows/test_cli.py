@@ -1,0 +1,91 @@
+"""The Prefect flow and the CLI, end to end on Prefect's ephemeral API and a local server."""
+
+import json
+
+import polars as pl
+import pytest
+from conftest import LOCAL
+from prefect.testing.utilities import prefect_test_harness
+
+from pairsmith.flows.cli import main
+from pairsmith.flows.demo_site import LocalImageServer, write_pairs_parquet
+from pairsmith.schemas.record import FIELDS
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, demo_routes_and_pairs, prefect_api):
+    routes, pairs = demo_routes_and_pairs
+    folder = tmp_path_factory.mktemp("built")
+    sets = [arg for s in [*LOCAL, "input.shard_size=20"] for arg in ("--set", s)]
+    with LocalImageServer(dict(routes)) as server:
+        write_pairs_parquet(pairs, server.base_url, folder / "pairs.parquet")
+        assert (
+            main(["run", "--input", str(folder / "pairs.parquet"), "--out", str(folder / "out"), *sets]) == 0
+        )
+    return folder / "out"
+
+
+def test_run_writes_data_manifest_and_summary_artifact(built, demo_routes_and_pairs):
+    _, pairs = demo_routes_and_pairs
+    df = pl.read_parquet(built / "data" / "*.parquet")
+    assert df.height == len(pairs)
+    assert df.columns[: len(FIELDS)] == [f.name for f in FIELDS]
+    assert {"kind", "expected_status"} <= set(df.columns)  # extra input columns are kept
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["input_rows"] == len(pairs)
+    assert sum(manifest["rows_per_status"].values()) == len(pairs)
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["pairsmith-run-summary"]))
+        )
+    assert any(manifest["run_id"] in (a.data or "") for a in artifacts)
+
+
+def test_stats_and_select(built, tmp_path, capsys):
+    assert main(["stats", str(built)]) == 0
+    text = capsys.readouterr().out
+    assert "rows per status" in text and "success" in text and "align_ok" in text and "lang_score" in text
+    subset = tmp_path / "subset"
+    where = '(pl.col("status") == "success") & (pl.col("width") >= 64)'
+    assert main(["select", str(built), "--where", where, "--out", str(subset)]) == 0
+    full = pl.read_parquet(built / "data" / "*.parquet")
+    picked = pl.read_parquet(subset / "data" / "*.parquet")
+    assert picked.height == full.filter((pl.col("status") == "success") & (pl.col("width") >= 64)).height > 0
+    assert picked.schema == full.schema
+    manifest = json.loads((subset / "manifest.json").read_text())
+    assert manifest["selection"]["where"] == where
+    assert manifest["output_rows"] == picked.height
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--input", "{tmp}/none.parquet", "--out", "{tmp}/o"], "no input files found"),
+        (
+            ["run", "--input", "{tmp}", "--out", "{tmp}/o", "--set", "download.treads=2"],
+            "unknown config key 'download.treads'",
+        ),
+        (["run", "{tmp}/missing.yaml", "--out", "{tmp}/o"], "config file not found"),
+        (["run", "--input", "{tmp}/nourl.csv", "--out", "{tmp}/o"], "no column 'url'"),
+        (["select", "{built}", "--where", 'pl.col("nope") > 1', "--out", "{tmp}/s"], "unknown column"),
+        (["select", "{built}", "--where", "pl.col(", "--out", "{tmp}/s"], "cannot parse --where"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(argv, message, tmp_path, built, capsys):
+    (tmp_path / "nourl.csv").write_text("link,caption\nhttp://a.example/x.jpg,x\n")
+    argv = [a.format(tmp=tmp_path, built=built) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
