@@ -29,9 +29,15 @@ class Batch:
 
 
 class Annotator(ABC):
-    """Adds `fields` to every row of a batch. Subclasses set `fields` and implement `annotate`."""
+    """Adds `fields` to every row of a batch. Subclasses set `fields` and implement `annotate`.
+
+    `side_fields` are per-row outputs that do not belong in the record (embeddings): they go to a
+    side dataset, `OUT/<dataset>/SHARD.parquet`, aligned row by row with the data shard; their keys
+    in `annotate`'s result are `"<dataset>/<column>"`.
+    """
 
     fields: ClassVar[tuple[pa.Field, ...]]
+    side_fields: ClassVar[dict[str, tuple[pa.Field, ...]]] = {}
     model_id: ClassVar[str | None] = None
 
     def setup(self) -> None:  # noqa: B027  (optional hook)
@@ -43,7 +49,9 @@ class Annotator(ABC):
 
     def __call__(self, batch: Batch) -> dict[str, pa.Array]:
         values = self.annotate(batch)
-        return {f.name: pa.array(values[f.name], f.type) for f in self.fields}
+        named = [(f.name, f) for f in self.fields]
+        named += [(f"{dataset}/{f.name}", f) for dataset, fields in self.side_fields.items() for f in fields]
+        return {name: _as_array(values[name], f.type) for name, f in named}
 
 
 class ImageAnnotator(Annotator):
@@ -60,3 +68,7 @@ class ImageAnnotator(Annotator):
     @abstractmethod
     def annotate_image(self, image: Image.Image) -> dict[str, Any]:
         """Field name -> value for one decoded RGB image."""
+
+
+def _as_array(values: list[Any] | pa.Array, type_: pa.DataType) -> pa.Array:
+    return values if isinstance(values, pa.Array) else pa.array(values, type_)

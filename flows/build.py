@@ -14,7 +14,6 @@ from prefect.cache_policies import NONE
 
 from pairsmith.pipelines import runner
 from pairsmith.pipelines.layout import Layout
-from pairsmith.pipelines.run_state import claim_output
 from pairsmith.schemas.config import RunConfig, load_config
 
 
@@ -66,7 +65,7 @@ def build_dataset(
     extra = [f"input.path={input_path}"] if input_path else []
     cfg = load_config(config_path, [*(overrides or []), *extra])
     layout = Layout(out)
-    run = claim_output(layout, cfg)
+    run = runner.start(layout, cfg)
     shards = ingest_task(layout, cfg)
     download_task(layout, cfg, shards)
     annotate_task(layout, cfg, shards, run)

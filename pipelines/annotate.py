@@ -14,7 +14,7 @@ from PIL import Image
 from pairsmith.filters.base import Annotator, Batch
 from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
 from pairsmith.schemas import PIPELINE_VERSION
-from pairsmith.schemas.record import FIELDS, record_schema, validate_table
+from pairsmith.schemas.record import CORE_NAMES, record_schema, validate_table
 
 IDENTITY = ("uid", "url", "caption", "source_file", "source_row")
 
@@ -52,38 +52,33 @@ def annotate_rows(
     annotators: list[Annotator],
     batch_size: int,
 ) -> dict[str, pa.Array]:
-    """New columns for all rows; each image is decoded once and shared by every annotator."""
-    base = {name: rows.column(name).to_pylist() for name in ("caption",)}
+    """New columns for all rows (side-dataset columns keyed "dataset/column"); each image is
+    decoded once and shared by every annotator."""
+    base = {"caption": rows.column("caption").to_pylist()}
     base |= {name: results.column(name).to_pylist() for name in results.column_names}
-    out: dict[str, list[pa.Array]] = {f.name: [] for a in annotators for f in a.fields}
+    chunks: dict[str, list[pa.Array]] = {}
     for start in range(0, rows.num_rows, batch_size):
         stop = min(start + batch_size, rows.num_rows)
-        decoded = [_decode(next(images)) for _ in range(start, stop)]
-        batch = Batch({k: v[start:stop] for k, v in base.items()}, decoded)
+        batch = Batch(
+            {k: v[start:stop] for k, v in base.items()}, [_decode(next(images)) for _ in range(start, stop)]
+        )
         for annotator in annotators:
             for name, array in annotator(batch).items():
-                out[name].append(array)
-                batch.columns[name] = array.to_pylist()
-    fields = {f.name: f for a in annotators for f in a.fields}
-    return {
-        name: pa.concat_arrays(chunks) if chunks else pa.array([], fields[name].type)
-        for name, chunks in out.items()
-    }
+                chunks.setdefault(name, []).append(array)
+                if "/" not in name:
+                    batch.columns[name] = array.to_pylist()
+    return {name: pa.concat_arrays(parts) for name, parts in chunks.items()}
 
 
-def annotate_shard(
-    shard: str, layout: Layout, annotators: list[Annotator], batch_size: int, provenance: dict
-) -> dict:
-    """Write `data/SHARD.parquet` (skipped if it exists); returns counts for progress reports."""
-    if layout.exists(layout.data_shard(shard)):
-        return {"shard": shard, "skipped": True}
-    rows = read_parquet(layout.input_shard(shard))
-    results = read_parquet(layout.download_shard(shard))
-    images = _image_loader(layout, shard, results.column("member").to_pylist())
-    new = annotate_rows(rows, results, images, annotators, batch_size)
+def _record_table(
+    rows: pa.Table, results: pa.Table, new: dict[str, pa.Array], annotators, provenance
+) -> pa.Table:
     n = rows.num_rows
+    model_fields = [f for a in annotators for f in a.fields if f.name not in CORE_NAMES]
+    extras = rows.drop_columns([*IDENTITY, "input_problem"])
+    schema = record_schema(model_fields, extras.schema)
     columns: dict[str, pa.Array] = {}
-    for field in FIELDS:
+    for field in schema:
         if field.name in IDENTITY:
             columns[field.name] = rows.column(field.name)
         elif field.name in results.column_names:
@@ -92,15 +87,45 @@ def annotate_shard(
             columns[field.name] = new[field.name]
         elif field.name in provenance:
             columns[field.name] = pa.array([provenance[field.name]] * n, field.type)
+        elif field.name in extras.column_names:
+            columns[field.name] = extras.column(field.name)
         else:
             columns[field.name] = pa.nulls(n, field.type)
-    extras = rows.drop_columns([*IDENTITY, "input_problem"])
-    for name in extras.column_names:
-        columns[name] = extras.column(name)
-    table = pa.table(columns, schema=record_schema(extras.schema))
+    return pa.table(columns, schema=schema)
+
+
+def _side_tables(
+    rows: pa.Table, new: dict[str, pa.Array], annotators: list[Annotator]
+) -> dict[str, pa.Table]:
+    """Side datasets (embeddings), row-aligned with the data shard and keyed by uid."""
+    tables = {}
+    for annotator in annotators:
+        for dataset, fields in annotator.side_fields.items():
+            columns = {"uid": rows.column("uid"), "source_row": rows.column("source_row")}
+            for f in fields:
+                columns[f.name] = new.get(f"{dataset}/{f.name}", pa.nulls(rows.num_rows, f.type))
+            tables[dataset] = pa.table(
+                columns, schema=pa.schema([("uid", pa.string()), ("source_row", pa.int64()), *fields])
+            )
+    return tables
+
+
+def annotate_shard(
+    shard: str, layout: Layout, annotators: list[Annotator], batch_size: int, provenance: dict
+) -> dict:
+    """Write the side datasets, then `data/SHARD.parquet` (its presence marks the shard done)."""
+    if layout.exists(layout.data_shard(shard)):
+        return {"shard": shard, "skipped": True}
+    rows = read_parquet(layout.input_shard(shard))
+    results = read_parquet(layout.download_shard(shard))
+    images = _image_loader(layout, shard, results.column("member").to_pylist())
+    new = annotate_rows(rows, results, images, annotators, batch_size)
+    table = _record_table(rows, results, new, annotators, provenance)
     validate_table(table)
+    for dataset, side in _side_tables(rows, new, annotators).items():
+        write_parquet(side, layout.side_shard(dataset, shard))
     write_parquet(table, layout.data_shard(shard))
-    return {"shard": shard, "rows": n}
+    return {"shard": shard, "rows": rows.num_rows}
 
 
 def provenance(run_id: str, config_hash: str) -> dict:

@@ -4,6 +4,7 @@
     OUT/_work/input/SHARD.parquet     ingested rows (uid, url, caption, extras, input status)
     OUT/_work/download/SHARD.parquet  img2dataset's per-row download results
     OUT/images/SHARD.tar              webdataset tar of the stored images
+    OUT/embeddings/ALIAS/SHARD.parquet  CLIP embeddings per model, row-aligned with data/SHARD
     OUT/data/SHARD.parquet            final annotated rows (the record contract)
     OUT/manifest.json                 counts, config hash, versions, model ids, wall time
 
@@ -48,6 +49,10 @@ class Layout:
 
     def tar_relative(self, shard: str) -> str:
         return f"images/{shard}.tar"
+
+    def side_shard(self, dataset: str, shard: str) -> str:
+        """A side dataset's shard, e.g. `embeddings/toy/SHARD.parquet`."""
+        return self._join(*dataset.split("/"), f"{shard}.parquet")
 
     def data_shard(self, shard: str) -> str:
         return self._join("data", f"{shard}.parquet")

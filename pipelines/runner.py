@@ -11,7 +11,7 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pairsmith.filters import default_annotators
+from pairsmith.filters import build_annotators, check_models
 from pairsmith.pipelines.annotate import provenance
 from pairsmith.pipelines.finalize import write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
@@ -54,21 +54,28 @@ def download(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
 
 def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
     pending = [s for s in shards if not layout.exists(layout.data_shard(s))]
-    fn = AnnotateShardFn(layout, cfg.annotate, provenance(run["run_id"], run["config_hash"]))
+    fn = AnnotateShardFn(layout, cfg.annotate, cfg.models, provenance(run["run_id"], run["config_hash"]))
     with shard_progress("annotate", len(shards), lambda: len(layout.shards("data"))):
         _run("Annotate", pending, fn, cfg.runner)
 
 
+def start(layout: Layout, cfg: RunConfig) -> dict:
+    """Check that every model loads here (before any download), then claim the output folder."""
+    model_ids = check_models(cfg.models)
+    model_ids |= {type(a).__name__: a.model_id for a in build_annotators(cfg.models) if type(a).model_id}
+    run = claim_output(layout, cfg)
+    return run | {"model_ids": model_ids}
+
+
 def finalize(layout: Layout, run: dict, started: float) -> dict:
-    model_ids = {type(a).__name__: a.model_id for a in default_annotators() if a.model_id}
-    return write_manifest(layout, run, model_ids, started)
+    return write_manifest(layout, run, run["model_ids"], started)
 
 
 def run_all(cfg: RunConfig, out: str) -> dict:
     """Every stage in order without Prefect (the Prefect flow calls the same functions)."""
     started = time.time()
     layout = Layout(out)
-    run = claim_output(layout, cfg)
+    run = start(layout, cfg)
     shards = ingest(layout, cfg)
     download(layout, cfg, shards)
     annotate(layout, cfg, shards, run)

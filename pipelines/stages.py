@@ -4,13 +4,14 @@ plain functions, skips finished shards and writes its outputs atomically, so a r
 from __future__ import annotations
 
 import apache_beam as beam
+import torch
 
-from pairsmith.filters import default_annotators
+from pairsmith.filters import build_annotators
 from pairsmith.pipelines.annotate import annotate_shard
 from pairsmith.pipelines.download import download_shard
 from pairsmith.pipelines.ingest import cut_shards
 from pairsmith.pipelines.layout import Layout, write_parquet
-from pairsmith.schemas.config import AnnotateConfig, DownloadConfig, InputConfig
+from pairsmith.schemas.config import AnnotateConfig, DownloadConfig, InputConfig, ModelsConfig
 
 
 class IngestFileFn(beam.DoFn):
@@ -37,11 +38,13 @@ class DownloadShardFn(beam.DoFn):
 class AnnotateShardFn(beam.DoFn):
     """Loads every annotator once per worker (`setup`), then annotates shard after shard."""
 
-    def __init__(self, layout: Layout, cfg: AnnotateConfig, provenance: dict):
-        self.layout, self.cfg, self.provenance = layout, cfg, provenance
+    def __init__(self, layout: Layout, cfg: AnnotateConfig, models: ModelsConfig, provenance: dict):
+        self.layout, self.cfg, self.models, self.provenance = layout, cfg, models, provenance
 
     def setup(self):
-        self.annotators = default_annotators()
+        if self.models.threads:
+            torch.set_num_threads(self.models.threads)
+        self.annotators = build_annotators(self.models)
         for annotator in self.annotators:
             annotator.setup()
 

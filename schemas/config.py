@@ -46,8 +46,12 @@ class DownloadConfig(_Strict):
     encode_format: Literal["jpg", "png", "webp"] = "jpg"
     encode_quality: int = Field(95, ge=0, le=100)
     min_image_size: int = Field(0, ge=0, description="Shorter side below this is rejected by the resizer.")
-    max_image_area: float | None = Field(None, gt=0, description="Larger images are rejected; None: no limit.")
-    max_aspect_ratio: float | None = Field(None, gt=0, description="Longer/shorter side above this is rejected.")
+    max_image_area: float | None = Field(
+        None, gt=0, description="Larger images are rejected; None: no limit."
+    )
+    max_aspect_ratio: float | None = Field(
+        None, gt=0, description="Longer/shorter side above this is rejected."
+    )
     allow_private_addresses: bool = Field(
         False, description="Fetch URLs whose host resolves to loopback/private/link-local/reserved addresses."
     )
@@ -67,6 +71,29 @@ class AnnotateConfig(_Strict):
     batch_size: int = Field(64, ge=1, description="Images decoded and annotated together.")
 
 
+class ClipModelConfig(_Strict):
+    """One CLIP model: `alias` names its columns, `spec` says where it comes from."""
+
+    alias: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    spec: str = Field(
+        description="ViT-B-32/laion2b_s34b_b79k, hf-hub:ORG/NAME, local-dir:PATH, ARCH@CKPT or toy"
+    )
+
+
+class ModelsConfig(_Strict):
+    """Which model computes each signal. `profile` names them all; explicit lists override it."""
+
+    profile: Literal["toy", "laion", "datacomp", "none"] = Field(
+        "laion", description="toy: offline toy zoo; laion: LAION-5B's models; datacomp: ViT-L-14 openai."
+    )
+    clip: list[ClipModelConfig] | None = Field(None, description="The first is primary (`clip_score`).")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="auto: fp16 autocast on GPU."
+    )
+    threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0: torch's default.")
+
+
 class RunnerConfig(_Strict):
     """Which Beam runner executes the stages; the options are passed to Beam verbatim."""
 
@@ -80,12 +107,13 @@ class RunConfig(_Strict):
     input: InputConfig = Field(default_factory=InputConfig)
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
     def output_affecting(self) -> dict[str, Any]:
         """The settings that change the output (not how or where it runs)."""
-        data = self.model_dump(mode="json", exclude={"runner": True, "download": {"threads"}})
-        return data
+        exclude = {"runner": True, "download": {"threads"}, "models": {"device", "threads"}}
+        return self.model_dump(mode="json", exclude=exclude)
 
     def config_hash(self) -> str:
         blob = json.dumps(self.output_affecting(), sort_keys=True).encode()

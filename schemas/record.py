@@ -70,6 +70,13 @@ FIELDS: tuple[pa.Field, ...] = (
     _field("lang", pa.string(), "caption", "ISO 639-1 language of the caption (langid)."),
     _field("lang_score", pa.float32(), "caption", "Probability of `lang`, in [0, 1]."),
     _field(
+        "clip_score",
+        pa.float32(),
+        "scores",
+        "Cosine of the primary CLIP model's image and caption embeddings (`models.clip[0]`); other "
+        "models add `clip_score_<alias>`. Embeddings: `OUT/embeddings/<alias>/`.",
+    ),
+    _field(
         "laion_basic_ok",
         pa.bool_(),
         "rules",
@@ -100,11 +107,12 @@ class SchemaMismatchError(ValueError):
     """A table does not follow the record contract: a bug in the writer, never the user's fault."""
 
 
-def record_schema(extra: pa.Schema | None = None) -> pa.Schema:
-    """The core schema followed by the input's extra columns (kept as read)."""
-    fields = list(FIELDS)
+def record_schema(model_fields: list[pa.Field] | tuple = (), extra: pa.Schema | None = None) -> pa.Schema:
+    """The core fields, then per-model fields (`clip_score_<alias>`), then the input's extra columns."""
+    fields = list(FIELDS) + [f for f in model_fields if f.name not in CORE_NAMES]
+    taken = {f.name for f in fields}
     if extra is not None:
-        fields += [f for f in extra if f.name not in CORE_NAMES]
+        fields += [f for f in extra if f.name not in taken]
     return pa.schema(fields, metadata={"pairsmith_schema_version": SCHEMA_VERSION})
 
 
@@ -136,5 +144,20 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # `python -m pairsmith.schemas.record` prints the README table
-    print(markdown_table())
+README_START, README_END = "<!-- record-contract:start -->", "<!-- record-contract:end -->"
+
+
+def update_readme(path: str) -> None:
+    """Rewrite the table between the README's record-contract markers."""
+    with open(path) as f:
+        text = f.read()
+    head, _, rest = text.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    with open(path, "w") as f:
+        f.write(f"{head}{README_START}\n{markdown_table()}\n{README_END}{tail}")
+
+
+if __name__ == "__main__":  # `python -m pairsmith.schemas.record README.md` regenerates the README table
+    import sys
+
+    update_readme(sys.argv[1])

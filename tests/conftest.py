@@ -10,7 +10,12 @@ import pytest  # noqa: E402
 from pairsmith.flows.demo_site import LocalImageServer, build_demo_site, write_pairs_parquet  # noqa: E402
 
 # Settings every pipeline test needs: the server is on 127.0.0.1 and timeouts should be short.
-LOCAL = ["download.allow_private_addresses=true", "download.timeout_s=1", "download.retries=0"]
+LOCAL = [
+    "download.allow_private_addresses=true",
+    "download.timeout_s=1",
+    "download.retries=0",
+    "models.profile=none",
+]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,13 @@ def _jpeg() -> bytes:
 
 def _run(tmp_path, urls, overrides=()):
     pq.write_table(pa.table({"url": urls, "caption": ["a red square"] * len(urls)}), tmp_path / "in.parquet")
-    cfg = load_config(None, [f"input.path={tmp_path / 'in.parquet'}", "download.timeout_s=2", *overrides])
+    overrides = [
+        f"input.path={tmp_path / 'in.parquet'}",
+        "download.timeout_s=2",
+        "models.profile=none",
+        *overrides,
+    ]
+    cfg = load_config(None, overrides)
     run_all(cfg, str(tmp_path / "out"))
     return pl.read_parquet(tmp_path / "out" / "data" / "*.parquet")
 

@@ -36,7 +36,7 @@ def test_wrong_type_missing_column_and_bad_status_fail_loudly():
 
 
 def test_extra_input_columns_follow_the_core_ones():
-    schema = record_schema(pa.schema([("license", pa.string()), ("url", pa.string())]))
+    schema = record_schema(extra=pa.schema([("license", pa.string()), ("url", pa.string())]))
     assert schema.names[-1] == "license"
     assert schema.names.count("url") == 1
 

@@ -1,0 +1,171 @@
+"""Load CLIP models by the ecosystem's own names, once, and embed images and texts in batches.
+
+Model specs:
+- `ViT-B-32/laion2b_s34b_b79k`: an open_clip architecture and pretrained tag (Hugging Face cache);
+- `hf-hub:ORG/NAME`: an open_clip model on the Hugging Face Hub (cache);
+- `local-dir:PATH`: a folder with `open_clip_config.json` and weights;
+- `ARCH@CHECKPOINT`: an architecture name (or a model config `.json`) plus a checkpoint file;
+- `toy`: pairsmith's own toy CLIP from the toy zoo (offline, knows only the synthetic world).
+
+`resolve` checks that a spec can be loaded (files present, or cached when offline) without building
+the model, so a run fails at start-up, before any download, with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from PIL import Image
+
+TOY_ZOO = Path(__file__).resolve().parent / "toy_zoo"
+TOY_CLIP = f"{TOY_ZOO / 'toy-clip-vit.json'}@{TOY_ZOO / 'toy-clip-vit.pt'}"
+HOW_TO_GET = (
+    "run once with network access so that it is cached, point HF_HOME at a cache that has it, "
+    "or pass a local path (local-dir:PATH or ARCH@CHECKPOINT)"
+)
+
+
+class ModelLoadError(RuntimeError):
+    """A model cannot be loaded; the message names it and says how to get it."""
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What open_clip's factory needs: a model name and, for some specs, a pretrained tag or file."""
+
+    spec: str
+    model_name: str
+    pretrained: str | None
+    config_file: str | None = None
+
+
+def parse_spec(spec: str) -> ClipSpec:
+    if spec == "toy":
+        spec = TOY_CLIP
+    if spec.startswith(("hf-hub:", "local-dir:")):
+        return ClipSpec(spec, spec, None)
+    if "@" in spec:
+        arch, checkpoint = spec.split("@", 1)
+        if arch.endswith(".json"):
+            return ClipSpec(spec, Path(arch).stem, checkpoint, config_file=arch)
+        return ClipSpec(spec, arch, checkpoint)
+    arch, _, tag = spec.partition("/")
+    return ClipSpec(spec, arch, tag or None)
+
+
+def _fail(spec: str, why: str) -> ModelLoadError:
+    return ModelLoadError(f"cannot load CLIP model {spec!r}: {why}")
+
+
+def resolve(spec: str) -> ClipSpec:
+    """Check that `spec` can be loaded here; raise ModelLoadError (with how to fix it) if not."""
+    parsed = parse_spec(spec)
+    if parsed.config_file is not None:
+        if not Path(parsed.config_file).is_file():
+            raise _fail(spec, f"model config {parsed.config_file} not found")
+        open_clip.add_model_config(parsed.config_file)
+    if parsed.model_name.startswith("local-dir:"):
+        folder = Path(parsed.model_name.removeprefix("local-dir:"))
+        if not (folder / "open_clip_config.json").is_file():
+            raise _fail(spec, f"{folder} has no open_clip_config.json")
+        return parsed
+    if parsed.model_name.startswith("hf-hub:"):
+        _cached_from_hub(spec, parsed.model_name.removeprefix("hf-hub:"), "open_clip_config.json")
+        return parsed
+    if parsed.model_name not in open_clip.list_models():
+        raise _fail(spec, f"unknown open_clip architecture {parsed.model_name!r}")
+    if parsed.pretrained is None:
+        raise _fail(spec, "no pretrained tag or checkpoint given (use ARCH/TAG or ARCH@CHECKPOINT)")
+    if "@" in spec:
+        if not Path(parsed.pretrained).is_file():
+            raise _fail(spec, f"checkpoint {parsed.pretrained} not found")
+        return parsed
+    tags = open_clip.list_pretrained_tags_by_model(parsed.model_name)
+    if parsed.pretrained not in tags:
+        raise _fail(spec, f"unknown pretrained tag {parsed.pretrained!r}; known: {', '.join(tags) or 'none'}")
+    cfg = open_clip.get_pretrained_cfg(parsed.model_name, parsed.pretrained)
+    repo, _, filename = (
+        cfg.get("hf_hub", "").rstrip("/").rpartition("/") if cfg.get("hf_hub") else ("", "", "")
+    )
+    if not repo:
+        raise _fail(spec, f"no Hugging Face location known for this tag; {HOW_TO_GET}")
+    _cached_from_hub(spec, repo, filename or "open_clip_pytorch_model.bin")
+    return parsed
+
+
+def _cached_from_hub(spec: str, repo: str, filename: str) -> str:
+    from huggingface_hub import hf_hub_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+    names = [filename.replace(".bin", ".safetensors"), filename] if filename.endswith(".bin") else [filename]
+    last: Exception | None = None
+    for name in names:
+        try:
+            return hf_hub_download(repo, name, local_files_only=offline)
+        except Exception as exc:  # noqa: BLE001  (every hub failure means the same to the user)
+            last = exc
+    raise _fail(spec, f"{repo}/{filename} is not available ({type(last).__name__}); {HOW_TO_GET}")
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class ClipEmbedder:
+    """One CLIP model: loads once (`load`), then embeds batches of images and texts, L2-normalised."""
+
+    def __init__(self, spec: str, device: str = "auto", precision: str = "auto"):
+        self.spec = spec
+        self.device = pick_device(device)
+        self.precision = precision
+        self.model = None
+
+    def load(self) -> ClipEmbedder:
+        parsed = resolve(self.spec)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                parsed.model_name, pretrained=parsed.pretrained, device=self.device
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise _fail(self.spec, f"{type(exc).__name__}: {exc}") from exc
+        self.model, self.preprocess = model.eval(), preprocess
+        self.tokenizer = open_clip.get_tokenizer(parsed.model_name)
+        self.dim = int(model.text_projection.shape[-1]) if hasattr(model, "text_projection") else None
+        return self
+
+    def _autocast(self):
+        if self.device.startswith("cuda") and self.precision in ("auto", "fp16", "bf16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim or 0), np.float32)
+        pixels = torch.stack([self.preprocess(img) for img in images]).to(self.device)
+        with self._autocast():
+            features = self.model.encode_image(pixels)
+        return _normalised(features)
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim or 0), np.float32)
+        tokens = self.tokenizer(texts).to(self.device)
+        with self._autocast():
+            features = self.model.encode_text(tokens)
+        return _normalised(features)
+
+
+def _normalised(features: torch.Tensor) -> np.ndarray:
+    features = features.float()
+    return (features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)).cpu().numpy()

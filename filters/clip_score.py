@@ -1,0 +1,66 @@
+"""CLIP image-text score (cosine of the normalised embeddings) and the embeddings, per model.
+
+The primary model writes `clip_score`; every other model writes `clip_score_<alias>`. Image and
+text embeddings go to the side dataset `embeddings/<alias>` as float16, row-aligned with the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pairsmith.filters.base import Annotator, Batch
+from pairsmith.filters.clip_models import ClipEmbedder
+from pairsmith.schemas.record import FIELDS
+
+CLIP_SCORE = next(f for f in FIELDS if f.name == "clip_score")
+
+
+class ClipScore(Annotator):
+    def __init__(self, alias: str, spec: str, primary: bool, device: str = "auto", precision: str = "auto"):
+        self.alias, self.spec = alias, spec
+        self.embedder = ClipEmbedder(spec, device, precision)
+        name = "clip_score" if primary else f"clip_score_{alias}"
+        doc = f"Cosine similarity of image and caption embeddings of CLIP model `{alias}` ({spec})."
+        self.fields = (CLIP_SCORE if primary else CLIP_SCORE.with_name(name).with_metadata({"doc": doc}),)
+        self.dataset = f"embeddings/{alias}"
+        self.model_id = spec
+
+    def setup(self) -> None:
+        self.embedder.load()
+        vector = pa.list_(pa.float16(), self.embedder.dim)
+        self.side_fields = {
+            self.dataset: (
+                pa.field("image_embedding", vector, metadata={"model": self.spec}),
+                pa.field("text_embedding", vector, metadata={"model": self.spec}),
+            )
+        }
+
+    def annotate(self, batch: Batch) -> dict[str, list[Any]]:
+        n = len(batch)
+        with_image = [i for i, img in enumerate(batch.images) if img is not None]
+        with_text = [i for i, c in enumerate(batch.column("caption")) if c is not None]
+        image_emb = self.embedder.embed_images([batch.images[i] for i in with_image])
+        text_emb = self.embedder.embed_texts([batch.column("caption")[i] for i in with_text])
+        scores: list[float | None] = [None] * n
+        text_row = {row: k for k, row in enumerate(with_text)}
+        for k, row in enumerate(with_image):
+            if row in text_row:
+                scores[row] = float(np.dot(image_emb[k], text_emb[text_row[row]]))
+        return {
+            self.fields[0].name: scores,
+            f"{self.dataset}/image_embedding": _half_vectors(image_emb, with_image, n),
+            f"{self.dataset}/text_embedding": _half_vectors(text_emb, with_text, n),
+        }
+
+
+def _half_vectors(vectors: np.ndarray, rows: list[int], n: int) -> pa.FixedSizeListArray:
+    """float16 vectors at `rows` of an n-row column, null elsewhere."""
+    dim = vectors.shape[1]
+    full = np.zeros((n, dim), np.float16)
+    full[rows] = vectors.astype(np.float16)
+    missing = np.ones(n, bool)
+    missing[rows] = False
+    return pa.FixedSizeListArray.from_arrays(pa.array(full.reshape(-1)), dim, mask=pa.array(missing))
