@@ -31,6 +31,9 @@ def _decode(data: bytes | None) -> Image.Image | None:
 
 def _image_loader(layout: Layout, shard: str, members: list[str | None]) -> Iterator[bytes | None]:
     """Image bytes per row, in row order, read lazily from the shard's tar (a local copy if remote)."""
+    if all(m is None for m in members):
+        yield from (None for _ in members)
+        return
     fs, path = fsspec.core.url_to_fs(layout.tar(shard))
     with tempfile.TemporaryDirectory() as scratch:
         local = (

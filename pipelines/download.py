@@ -8,6 +8,7 @@ Per shard: the fetchable rows go to img2dataset in a scratch folder; its tar is 
 from __future__ import annotations
 
 import shutil
+import tarfile
 import tempfile
 
 import fsspec
@@ -154,8 +155,7 @@ def download_shard(shard: str, layout: Layout, cfg: DownloadConfig) -> dict:
             )
         else:
             fetched = pa.table({"row": pa.array([], pa.int64())})
-            with open(f"{scratch}/00000.tar", "wb"):
-                pass
+            tarfile.open(f"{scratch}/00000.tar", "w").close()
         results = _results(rows.num_rows, problems, fetched, layout.tar_relative(shard), cfg.encode_format)
         _upload(f"{scratch}/00000.tar", layout.tar(shard))
         write_parquet(results, layout.download_shard(shard))

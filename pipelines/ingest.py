@@ -20,18 +20,23 @@ import pyarrow.parquet as pq
 from pairsmith.schemas.config import InputConfig
 from pairsmith.schemas.record import CORE_NAMES
 
-FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 class InputError(ValueError):
     """An input problem the user must fix (the message names the file)."""
 
 
-def list_input_files(path: str, fmt: str = "auto") -> list[str]:
-    """Expand a file, folder or glob (local or fsspec URL) into a sorted list of input files."""
+def list_input_files(path: str, fmt: str = "auto", exclude: str | None = None) -> list[str]:
+    """Expand a file, folder or glob (local or fsspec URL) into a sorted list of input files.
+
+    Files under `exclude` (the output folder, when it sits inside the input folder) are left out.
+    """
     fs, root = fsspec.core.url_to_fs(path)
+    skip = fsspec.core.url_to_fs(exclude)[1].rstrip("/") + "/" if exclude else None
     if fs.isdir(root):
         found = [p for p in fs.find(root) if _format_of(p, "auto", strict=False)]
+        found = [p for p in found if not (skip and p.startswith(skip))]
     else:
         found = fs.glob(root) if any(c in root for c in "*?[") else ([root] if fs.exists(root) else [])
     if not found:

@@ -37,7 +37,7 @@ def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
     """Cut the input into shards (once: a finished ingest is not redone). Returns shard names."""
     if layout.exists(layout.ingest_done):
         return read_json(layout.ingest_done)["shards"]
-    files = list_input_files(cfg.input.path, cfg.input.format)
+    files = list_input_files(cfg.input.path, cfg.input.format, exclude=layout.root)
     for path in files:  # fail fast, in the driver, with a clear message (missing column, unreadable file)
         next(read_input_file(path, cfg.input), None)
     _run("Ingest", list(enumerate(files)), IngestFileFn(layout, cfg.input), cfg.runner)

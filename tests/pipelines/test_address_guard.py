@@ -24,6 +24,7 @@ def _run(tmp_path, urls, overrides=()):
     overrides = [
         f"input.path={tmp_path / 'in.parquet'}",
         "download.timeout_s=2",
+        "download.retries=0",
         "models.profile=none",
         *overrides,
     ]
