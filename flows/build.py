@@ -53,6 +53,12 @@ def summary_markdown(out: str, manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def config_for(input_path: str | None, config_path: str | None, overrides: list[str] | None) -> RunConfig:
+    """The run config: the YAML file, then `--set` overrides, then `--input`."""
+    extra = [f"input.path={input_path}"] if input_path else []
+    return load_config(config_path, [*(overrides or []), *extra])
+
+
 @flow(name="build_dataset")
 def build_dataset(
     out: str,
@@ -62,8 +68,7 @@ def build_dataset(
 ) -> dict:
     """Ingest -> download -> annotate -> finalize into `out`; returns the manifest."""
     started = time.time()
-    extra = [f"input.path={input_path}"] if input_path else []
-    cfg = load_config(config_path, [*(overrides or []), *extra])
+    cfg = config_for(input_path, config_path, overrides)
     layout = Layout(out)
     run = runner.start(layout, cfg)
     shards = ingest_task(layout, cfg)

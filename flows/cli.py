@@ -47,8 +47,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> None:
     if args.command == "run":
-        from pairsmith.flows.build import build_dataset
+        from pairsmith.flows.build import build_dataset, config_for
+        from pairsmith.pipelines.layout import Layout
+        from pairsmith.pipelines.runner import preflight
 
+        preflight(
+            Layout(args.out), config_for(args.input, args.config, args.set)
+        )  # user errors, before Prefect
         manifest = build_dataset(args.out, input_path=args.input, config_path=args.config, overrides=args.set)
         _print_done(args.out.rstrip("/"), manifest)
     elif args.command == "demo":

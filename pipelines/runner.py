@@ -17,9 +17,9 @@ from pairsmith.pipelines.finalize import write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
 from pairsmith.pipelines.layout import Layout, read_json, write_json
 from pairsmith.pipelines.progress import shard_progress
-from pairsmith.pipelines.run_state import claim_output
+from pairsmith.pipelines.run_state import check_output, claim_output
 from pairsmith.pipelines.stages import AnnotateShardFn, DownloadShardFn, ForEachShard, IngestFileFn
-from pairsmith.schemas.config import RunConfig, RunnerConfig
+from pairsmith.schemas.config import ConfigError, RunConfig, RunnerConfig
 
 
 def pipeline_options(runner: RunnerConfig) -> PipelineOptions:
@@ -33,13 +33,29 @@ def _run(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) -> Non
         _ = p | f"{label}Inputs" >> beam.Create(elements) | label >> ForEachShard(fn)
 
 
+def check_input(layout: Layout, cfg: RunConfig) -> list[str]:
+    """The input files, each opened once here so that a bad file fails fast with a clear message."""
+    if cfg.input.path is None:
+        raise ConfigError("no input: pass --input PATH or set input.path")
+    files = list_input_files(cfg.input.path, cfg.input.format, exclude=layout.root)
+    for path in files:
+        next(read_input_file(path, cfg.input), None)
+    return files
+
+
+def preflight(layout: Layout, cfg: RunConfig) -> None:
+    """Every check that needs no work done: config vs output folder, models, input files."""
+    check_output(layout, cfg)
+    check_models(cfg.models)
+    if not layout.exists(layout.ingest_done):
+        check_input(layout, cfg)
+
+
 def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
     """Cut the input into shards (once: a finished ingest is not redone). Returns shard names."""
     if layout.exists(layout.ingest_done):
         return read_json(layout.ingest_done)["shards"]
-    files = list_input_files(cfg.input.path, cfg.input.format, exclude=layout.root)
-    for path in files:  # fail fast, in the driver, with a clear message (missing column, unreadable file)
-        next(read_input_file(path, cfg.input), None)
+    files = check_input(layout, cfg)
     _run("Ingest", list(enumerate(files)), IngestFileFn(layout, cfg.input), cfg.runner)
     shards = layout.shards("input")
     write_json({"files": files, "shards": shards}, layout.ingest_done)

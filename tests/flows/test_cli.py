@@ -76,6 +76,11 @@ def test_stats_and_select(built, tmp_path, capsys):
             "unknown config key 'download.treads'",
         ),
         (["run", "{tmp}/missing.yaml", "--out", "{tmp}/o"], "config file not found"),
+        (["run", "--out", "{tmp}/o"], "no input: pass --input"),
+        (
+            ["run", "--input", "{tmp}/nourl.csv", "--out", "{tmp}/o", "--set", "models.profile=laion"],
+            "HF_HOME",
+        ),
         (["run", "--input", "{tmp}/nourl.csv", "--out", "{tmp}/o"], "no column 'url'"),
         (["select", "{built}", "--where", 'pl.col("nope") > 1', "--out", "{tmp}/s"], "unknown column"),
         (["select", "{built}", "--where", "pl.col(", "--out", "{tmp}/s"], "cannot parse --where"),
@@ -84,6 +89,8 @@ def test_stats_and_select(built, tmp_path, capsys):
 def test_user_errors_are_one_line_without_traceback(argv, message, tmp_path, built, capsys):
     (tmp_path / "nourl.csv").write_text("link,caption\nhttp://a.example/x.jpg,x\n")
     argv = [a.format(tmp=tmp_path, built=built) for a in argv]
+    if argv[0] == "run" and "models.profile=laion" not in argv:
+        argv += ["--set", "models.profile=none"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err
