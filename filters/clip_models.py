@@ -43,6 +43,7 @@ class ClipSpec:
     model_name: str
     pretrained: str | None
     config_file: str | None = None
+    checkpoint_file: bool = False  # `pretrained` is a file path, not an open_clip tag
 
 
 def parse_spec(spec: str) -> ClipSpec:
@@ -53,8 +54,8 @@ def parse_spec(spec: str) -> ClipSpec:
     if "@" in spec:
         arch, checkpoint = spec.split("@", 1)
         if arch.endswith(".json"):
-            return ClipSpec(spec, Path(arch).stem, checkpoint, config_file=arch)
-        return ClipSpec(spec, arch, checkpoint)
+            return ClipSpec(spec, Path(arch).stem, checkpoint, config_file=arch, checkpoint_file=True)
+        return ClipSpec(spec, arch, checkpoint, checkpoint_file=True)
     arch, _, tag = spec.partition("/")
     return ClipSpec(spec, arch, tag or None)
 
@@ -82,7 +83,7 @@ def resolve(spec: str) -> ClipSpec:
         raise _fail(spec, f"unknown open_clip architecture {parsed.model_name!r}")
     if parsed.pretrained is None:
         raise _fail(spec, "no pretrained tag or checkpoint given (use ARCH/TAG or ARCH@CHECKPOINT)")
-    if "@" in spec:
+    if parsed.checkpoint_file:
         if not Path(parsed.pretrained).is_file():
             raise _fail(spec, f"checkpoint {parsed.pretrained} not found")
         return parsed

@@ -16,7 +16,7 @@ DEMO_SETTINGS = [
     "download.timeout_s=2",
     "download.retries=0",
     "input.shard_size=50",
-    "models.profile=none",
+    "models.profile=toy",  # the offline toy zoo
 ]
 
 

@@ -2,7 +2,8 @@
 
 `LocalImageServer` serves a dict of path -> `Route` on 127.0.0.1 and records every request, so tests
 can prove what was (not) fetched. `build_demo_site` makes about 200 pairs: real photos from
-scikit-image, generated shapes, wrong captions, near-duplicates and every kind of broken URL.
+scikit-image, scenes of the toy models' synthetic world
+(`filters.toy_world`, so that the toy CLIP's scores mean something), wrong captions, near-duplicates and every kind of broken URL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from pairsmith.filters.toy_world import render_scene
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,6 @@ PHOTOS = {
     "retina": "a photo of the retina of a human eye",
     "cell": "a microscope image of a single cell",
 }
-COLOURS = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (40, 70, 220), "yellow": (240, 210, 20)}
-SHAPES = ("circle", "square", "triangle")
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
@@ -145,53 +146,6 @@ def _photos() -> dict[str, Image.Image]:
         except Exception:  # noqa: BLE001  (a photo that needs a download is simply left out)
             continue
     return out
-
-
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], colour) -> None:
-    x0, y0, x1, y1 = box
-    if shape == "circle":
-        draw.ellipse(box, fill=colour)
-    elif shape == "square":
-        draw.rectangle(box, fill=colour)
-    else:
-        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=colour)
-
-
-def synthetic_scene(rng: np.random.Generator, width: int, height: int) -> tuple[Image.Image, str]:
-    """One or two coloured shapes on white, with the caption that describes them."""
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    names = list(COLOURS)
-    first = (names[rng.integers(len(names))], SHAPES[rng.integers(len(SHAPES))])
-    if rng.random() < 0.5:
-        side = min(width, height) // 2
-        _draw_shape(
-            draw,
-            first[1],
-            ((width - side) // 2, (height - side) // 2, (width + side) // 2, (height + side) // 2),
-            COLOURS[first[0]],
-        )
-        return image, f"a {first[0]} {first[1]} on a white background"
-    second = (names[rng.integers(len(names))], SHAPES[rng.integers(len(SHAPES))])
-    side = min(width // 2, height) // 2
-    _draw_shape(
-        draw,
-        first[1],
-        (width // 4 - side // 2, height // 2 - side // 2, width // 4 + side // 2, height // 2 + side // 2),
-        COLOURS[first[0]],
-    )
-    _draw_shape(
-        draw,
-        second[1],
-        (
-            3 * width // 4 - side // 2,
-            height // 2 - side // 2,
-            3 * width // 4 + side // 2,
-            height // 2 + side // 2,
-        ),
-        COLOURS[second[0]],
-    )
-    return image, f"a {first[0]} {first[1]} to the left of a {second[0]} {second[1]}"
 
 
 def _broken_routes(photo: Image.Image, timeout_delay_s: float) -> list[tuple[str, Route | None, str, str]]:
@@ -279,11 +233,11 @@ def build_demo_site(
     for i, name in enumerate(names):
         wrong = PHOTOS[names[(i + 1) % len(names)]]
         add(f"/wrong/{name}.jpg", _image_route(photos[name]), wrong, "wrong_caption")
-    sizes = [(64, 64), (640, 480), (800, 100), (16, 16), (256, 256), (320, 240)]
+    sizes = [(256, 256), (128, 128), (400, 400), (800, 100), (16, 16), (224, 224)]
     index = 0
     while len(pairs) < n_pairs:
-        width, height = sizes[index % len(sizes)]
-        image, caption = synthetic_scene(rng, width, height)
+        image, caption = render_scene(rng, size=256)
+        image = image.resize(sizes[index % len(sizes)])
         add(f"/shapes/{index}.png", _image_route(image, "PNG"), caption, "synthetic")
         index += 1
     return routes, pairs

@@ -14,7 +14,7 @@ LOCAL = [
     "download.allow_private_addresses=true",
     "download.timeout_s=1",
     "download.retries=0",
-    "models.profile=none",
+    "models.profile=toy",
 ]
 
 
