@@ -2,15 +2,27 @@
 
     python benchmarks/download_throughput.py [--n 2000] [--threads 16] [--shard-size 500]
 
-Serves N distinct JPEGs from 127.0.0.1 and runs, each in a fresh process on the same URLs and
-resize settings: (a) img2dataset's `download`, (b) pairsmith's ingest + download stages,
-(c) pairsmith's whole pipeline with the cheap annotators (ingest, download, annotate, finalize).
-Prints samples/s, b/a and c/a, and each process's peak RSS. Target: b/a >= 0.9.
+Serves N distinct JPEGs (crops of scikit-image photos, 256..800 px, quality 85) from 127.0.0.1
+and runs on the same URLs, each in a fresh process:
+
+  (a) img2dataset's `download()`: webdataset, 1 process, the same threads, shard size, resize and
+      encode settings, timeout, retries and X-Robots-Tag list as pairsmith's download defaults;
+  (b) pairsmith's ingest and download stages (timed apart; b/a uses ingest + download, which is
+      what a user waits for);
+  (c) pairsmith's whole pipeline (`runner.run_all`: ingest, download, annotate with the cheap
+      annotators of `models.profile=none`, finalize).
+
+"work s" times the measured calls only (after the imports); "total s" is the whole subprocess,
+interpreter start-up and imports included. Each run is checked: every row must be a success whose
+SHA-256 equals that of the bytes served for its URL. Target: b/a >= 0.9.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import importlib
 import io
 import json
 import os
@@ -25,70 +37,92 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+for _name in ("NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE"):
+    os.environ.setdefault(_name, "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-DISALLOWED = ["noai", "noimageai", "noindex", "noimageindex"]  # pairsmith's and img2dataset's default
+# pairsmith's DownloadConfig defaults, passed to img2dataset by hand (checked against the config in `main`).
+IMAGE_SIZE, RESIZE_MODE, ONLY_IF_BIGGER = 512, "keep_ratio", True
+ENCODE_FORMAT, ENCODE_QUALITY, TIMEOUT_S, RETRIES = "jpg", 95, 10, 1
+DISALLOWED = ["noai", "noimageai", "noindex", "noimageindex"]
+TARGET = 0.9
+RUNS = {
+    "img2dataset": "(a) img2dataset download()",
+    "download": "(b) pairsmith ingest + download",
+    "pipeline": "(c) pairsmith whole pipeline",
+}
 
 
 def make_images(n: int, seed: int = 0) -> list[bytes]:
-    """N distinct JPEGs: random crops of scikit-image photos, 256..800 px, quality 85."""
+    """N distinct JPEGs: random crops, sizes and colour shifts of scikit-image photos."""
     from PIL import Image
     from skimage import data
 
     photos = [
-        Image.fromarray(getattr(data, name)()).convert("RGB")
-        for name in ("astronaut", "coffee", "chelsea", "rocket")
+        getattr(data, name)() for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
     ]
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         photo = photos[i % len(photos)]
-        w, h = rng.integers(photo.width // 3, photo.width), rng.integers(photo.height // 3, photo.height)
-        x, y = rng.integers(0, photo.width - w + 1), rng.integers(0, photo.height - h + 1)
-        side = int(rng.integers(256, 801))
-        crop = photo.crop((x, y, x + w, y + h)).resize((side, max(64, side * h // w)))
+        height, width = photo.shape[:2]
+        h, w = int(rng.integers(height // 3, height + 1)), int(rng.integers(width // 3, width + 1))
+        y, x = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        shifted = np.clip(photo[y : y + h, x : x + w] * rng.uniform(0.7, 1.3, 3), 0, 255).astype(np.uint8)
+        side = int(rng.integers(256, 801))  # the longer side
+        size = (side, max(64, side * h // w)) if w >= h else (max(64, side * w // h), side)
         buf = io.BytesIO()
-        crop.save(buf, "JPEG", quality=85)
+        Image.fromarray(shifted).resize(size, Image.BILINEAR).save(buf, "JPEG", quality=85)
         out.append(buf.getvalue())
     return out
 
 
-def run_img2dataset(input_path: str, out: str, threads: int, shard_size: int) -> int:
+# --- the measured runs (each in its own subprocess) --------------------------------------------
+
+
+@contextlib.contextmanager
+def timed(phases: dict[str, float], name: str):
+    started = time.perf_counter()
+    yield
+    phases[name] = time.perf_counter() - started
+
+
+def run_img2dataset(input_path: str, out: str, threads: int, shard_size: int) -> dict[str, float]:
     from img2dataset import download
 
-    download(
-        url_list=input_path,
-        input_format="parquet",
-        url_col="url",
-        caption_col="caption",
-        output_format="webdataset",
-        output_folder=out,
-        processes_count=1,
-        thread_count=threads,
-        image_size=512,
-        resize_mode="keep_ratio",
-        resize_only_if_bigger=True,
-        encode_format="jpg",
-        encode_quality=95,
-        number_sample_per_shard=shard_size,
-        compute_hash="sha256",
-        timeout=10,
-        retries=1,
-        disallowed_header_directives=DISALLOWED,
-        distributor="multiprocessing",
-        enable_wandb=False,
-    )
-    table = pa.concat_tables(pq.read_table(p) for p in sorted(Path(out).glob("*.parquet")))
-    return table.column("status").to_pylist().count("success")
+    phases: dict[str, float] = {}
+    with timed(phases, "download"):
+        download(
+            url_list=input_path,
+            input_format="parquet",
+            url_col="url",
+            caption_col="caption",
+            output_format="webdataset",
+            output_folder=out,
+            processes_count=1,
+            thread_count=threads,
+            image_size=IMAGE_SIZE,
+            resize_mode=RESIZE_MODE,
+            resize_only_if_bigger=ONLY_IF_BIGGER,
+            encode_format=ENCODE_FORMAT,
+            encode_quality=ENCODE_QUALITY,
+            number_sample_per_shard=shard_size,
+            compute_hash="sha256",
+            timeout=TIMEOUT_S,
+            retries=RETRIES,
+            disallowed_header_directives=DISALLOWED,
+            distributor="multiprocessing",
+            extract_exif=False,  # pairsmith's Downloader does not extract EXIF either
+            user_agent_token="pairsmith",
+            enable_wandb=False,
+        )
+    return phases
 
 
-def run_pairsmith(input_path: str, out: str, threads: int, shard_size: int, whole: bool) -> int:
-    from pairsmith.pipelines import runner
-    from pairsmith.pipelines.layout import Layout
+def pairsmith_config(input_path: str, threads: int, shard_size: int):
     from pairsmith.schemas.config import load_config
 
-    cfg = load_config(
+    return load_config(
         None,
         [
             f"input.path={input_path}",
@@ -98,53 +132,191 @@ def run_pairsmith(input_path: str, out: str, threads: int, shard_size: int, whol
             "models.profile=none",
         ],
     )
-    if whole:
-        manifest = runner.run_all(cfg, out)
-        return manifest["rows_per_status"].get("success", 0)
-    layout = Layout(out)
-    runner.start(layout, cfg)
-    shards = runner.ingest(layout, cfg)
-    runner.download(layout, cfg, shards)
-    table = pa.concat_tables(pq.read_table(layout.download_shard(s)) for s in shards)
-    return table.column("status").to_pylist().count("success")
+
+
+def run_pairsmith_download(input_path: str, out: str, threads: int, shard_size: int) -> dict[str, float]:
+    from pairsmith.pipelines import runner
+    from pairsmith.pipelines.layout import Layout
+    from pairsmith.pipelines.run_state import claim_output
+
+    cfg, layout = pairsmith_config(input_path, threads, shard_size), Layout(out)
+    claim_output(layout, cfg)
+    phases: dict[str, float] = {}
+    with timed(phases, "ingest"):
+        shards = runner.ingest(layout, cfg)
+    with timed(phases, "download"):
+        runner.download(layout, cfg, shards)
+    return phases
+
+
+def run_pairsmith_pipeline(input_path: str, out: str, threads: int, shard_size: int) -> dict[str, float]:
+    from pairsmith.pipelines import runner
+
+    cfg = pairsmith_config(input_path, threads, shard_size)
+    phases: dict[str, float] = {}
+    with timed(phases, "pipeline"):
+        runner.run_all(cfg, out)
+    return phases
 
 
 def worker(args: argparse.Namespace) -> None:
-    """One measurement in this (fresh) process; prints a JSON line."""
+    """One measurement in this fresh process; prints one JSON line."""
     started = time.perf_counter()
-    if args.worker == "img2dataset":
-        ok = run_img2dataset(args.input, args.out, args.threads, args.shard_size)
-    else:
-        ok = run_pairsmith(
-            args.input, args.out, args.threads, args.shard_size, whole=args.worker == "pipeline"
-        )
-    seconds = time.perf_counter() - started
+    importlib.import_module("img2dataset" if args.worker == "img2dataset" else "pairsmith.pipelines.runner")
+    import_s = time.perf_counter() - started
+    run = {
+        "img2dataset": run_img2dataset,
+        "download": run_pairsmith_download,
+        "pipeline": run_pairsmith_pipeline,
+    }
+    phases = run[args.worker](args.input, args.out, args.threads, args.shard_size)
+    # Largest single process of the tree: this one or a waited-for child (img2dataset's spawned pool).
     peak_kb = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
-    print(json.dumps({"seconds": seconds, "success": ok, "peak_mb": peak_kb / 1024}))
+    print(json.dumps({"import_s": import_s, "phases": phases, "peak_mb": peak_kb / 1024}))
+
+
+# --- the parent: serve, launch, watch memory, check the outputs -----------------------------------
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of `root` and all its descendants now, summed (Linux /proc), in MB."""
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        parents[int(entry)], rss[int(entry)] = int(fields[1]), int(fields[21])
+    tree, frontier = set(), [root]
+    while frontier:
+        pid = frontier.pop()
+        tree.add(pid)
+        frontier += [child for child, parent in parents.items() if parent == pid and child not in tree]
+    return sum(rss.get(pid, 0) for pid in tree) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def measure(name: str, input_path: str, folder: str, args: argparse.Namespace) -> dict:
+    """Run one measurement in a fresh subprocess, sampling its process tree's memory meanwhile."""
     cmd = [sys.executable, __file__, "--worker", name, "--input", input_path, "--out", f"{folder}/{name}"]
     cmd += ["--threads", str(args.threads), "--shard-size", str(args.shard_size)]
+    log = Path(folder, f"{name}.log")
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    return result | {"total_seconds": time.perf_counter() - started}
+    tree_peak = 0.0
+    with open(log, "w") as err, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True) as proc:
+        while proc.poll() is None:
+            tree_peak = max(tree_peak, tree_rss_mb(proc.pid))
+            time.sleep(0.2)
+        stdout = proc.stdout.read()
+    total_s = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return result | {"work_s": sum(result["phases"].values()), "total_s": total_s, "tree_mb": tree_peak}
+
+
+def outputs(name: str, out: str) -> pa.Table:
+    """url, status, sha256 of every output row of one run."""
+    cols = ["url", "status", "sha256"]
+    if name == "img2dataset":
+        files = sorted(Path(out).glob("*.parquet"))
+        return pa.concat_tables(pq.read_table(p, columns=cols) for p in files)
+    if name == "pipeline":
+        return pa.concat_tables(
+            pq.read_table(p, columns=cols) for p in sorted(Path(out, "data").glob("*.parquet"))
+        )
+    tables = []  # (b): the urls are in the input shards, the results in the download shards
+    for path in sorted(Path(out, "_work", "download").glob("*.parquet")):
+        url = pq.read_table(Path(out, "_work", "input", path.name), columns=["url"]).column("url")
+        tables.append(pq.read_table(path, columns=["status", "sha256"]).append_column("url", url))
+    return pa.concat_tables(tables).select(cols)
+
+
+def check(name: str, out: str, expected: dict[str, str]) -> tuple[int, int]:
+    """(rows with status success, success rows whose sha256 matches the bytes served)."""
+    rows = outputs(name, out).to_pylist()
+    ok = [r for r in rows if r["status"] == "success"]
+    intact = sum(expected.get(r["url"]) == r["sha256"] for r in ok)
+    if len(rows) != len(expected):
+        print(f"warning: {name} wrote {len(rows)} rows for {len(expected)} URLs")
+    return len(ok), intact
+
+
+def check_defaults(threads: int, shard_size: int) -> None:
+    """Fail if pairsmith's download defaults moved away from what (a) passes to img2dataset."""
+    d = pairsmith_config("unused", threads, shard_size).download
+    ours = (
+        IMAGE_SIZE,
+        RESIZE_MODE,
+        ONLY_IF_BIGGER,
+        ENCODE_FORMAT,
+        ENCODE_QUALITY,
+        TIMEOUT_S,
+        RETRIES,
+        DISALLOWED,
+    )
+    theirs = (
+        d.image_size,
+        d.resize_mode,
+        d.resize_only_if_bigger,
+        d.encode_format,
+        d.encode_quality,
+        d.timeout_s,
+        d.retries,
+        d.disallowed_header_directives,
+    )
+    if ours != theirs:
+        raise SystemExit(f"pairsmith's download defaults changed: {theirs}; update this benchmark ({ours})")
+
+
+def report(results: dict[str, dict], checks: dict[str, tuple[int, int]], args: argparse.Namespace) -> None:
+    n = args.n
+    print(f"\n{n} images from 127.0.0.1, {args.threads} threads, shards of {args.shard_size}, 1 process each")
+    head = f"{'run':<36}{'samples/s':>10}{'work s':>8}{'total s':>9}{'success':>9}{'intact':>8}"
+    print(head + f"{'peak MB':>9}{'tree MB':>9}")
+    for name, r in results.items():
+        success, intact = checks[name]
+        print(
+            f"{RUNS[name]:<36}{n / r['work_s']:>10.1f}{r['work_s']:>8.2f}{r['total_s']:>9.2f}"
+            f"{success:>9}{intact:>8}{r['peak_mb']:>9.0f}{r['tree_mb']:>9.0f}"
+        )
+        if name == "download":
+            for phase in ("ingest", "download"):
+                seconds = r["phases"][phase]
+                print(f"{'    ' + phase + ' stage alone':<36}{n / seconds:>10.1f}{seconds:>8.2f}")
+    a, b, c = (results[k]["work_s"] for k in RUNS)
+    ratio = a / b
+    verdict = "PASS" if ratio >= TARGET else "FAIL"
+    print(f"\nb/a = {ratio:.2f}  (b = ingest + download; target >= {TARGET}: {verdict})")
+    print(
+        f"b/a = {a / results['download']['phases']['download']:.2f}  (download stage alone, ingest not counted)"
+    )
+    print(f"c/a = {a / c:.2f}  (whole pipeline, cheap annotators)")
+    print(
+        "\nsamples/s = n / work s. work s: the measured calls only; total s: the whole subprocess "
+        "(start-up and imports too).\nintact: success rows whose sha256 equals the served bytes'. "
+        "peak MB: largest single process (ru_maxrss); tree MB: summed RSS of the process tree, "
+        "sampled every 0.2 s."
+    )
+    if any(s != n or i != n for s, i in checks.values()):
+        raise SystemExit("FAILED: not every image came back intact as success")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=16)
-    parser.add_argument("--shard-size", type=int, default=500)
-    parser.add_argument("--worker", choices=["img2dataset", "download", "pipeline"], help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=2000, help="number of images (default 2000)")
+    parser.add_argument("--threads", type=int, default=16, help="download threads, both tools (default 16)")
+    parser.add_argument(
+        "--shard-size", type=int, default=500, help="rows per shard, both tools (default 500)"
+    )
+    parser.add_argument("--worker", choices=list(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -154,36 +326,30 @@ def main() -> None:
 
     from pairsmith.flows.demo_site import LocalImageServer, Route
 
+    check_defaults(args.threads, args.shard_size)
+    started = time.perf_counter()
     images = make_images(args.n)
-    routes = {
-        f"/i/{i}.jpg": Route(body=b, headers=(("Content-Type", "image/jpeg"),)) for i, b in enumerate(images)
-    }
-    with tempfile.TemporaryDirectory() as folder, LocalImageServer(routes) as server:
-        input_path = f"{folder}/pairs.parquet"
-        urls = [server.url(f"/i/{i}.jpg") for i in range(args.n)]
-        pq.write_table(pa.table({"url": urls, "caption": [f"image {i}" for i in range(args.n)]}), input_path)
-        results = {
-            name: measure(name, input_path, folder, args) for name in ("img2dataset", "download", "pipeline")
-        }
-
+    digests = [hashlib.sha256(b).hexdigest() for b in images]
+    assert len(set(digests)) == args.n, "the generated images are not all distinct"
     print(
-        f"\n{args.n} images from 127.0.0.1, {args.threads} threads, shards of {args.shard_size}, 1 process each"
+        f"generated {args.n} distinct JPEGs ({sum(map(len, images)) / len(images) / 1024:.0f} KB mean) "
+        f"in {time.perf_counter() - started:.1f} s"
     )
-    print(f"{'run':<34}{'samples/s':>10}{'work s':>9}{'total s':>9}{'success':>9}{'peak MB':>9}")
-    labels = {
-        "img2dataset": "(a) img2dataset download()",
-        "download": "(b) pairsmith ingest + download",
-        "pipeline": "(c) pairsmith whole pipeline",
-    }
-    for name, r in results.items():
-        rate = args.n / r["seconds"]
-        print(
-            f"{labels[name]:<34}{rate:>10.1f}{r['seconds']:>9.2f}{r['total_seconds']:>9.2f}"
-            f"{r['success']:>9}{r['peak_mb']:>9.0f}"
+    jpeg = (("Content-Type", "image/jpeg"),)
+    routes = {f"/i/{i}.jpg": Route(body=body, headers=jpeg) for i, body in enumerate(images)}
+    results, checks = {}, {}
+    with tempfile.TemporaryDirectory() as folder, LocalImageServer(routes) as server:
+        urls = [server.url(f"/i/{i}.jpg") for i in range(args.n)]
+        input_path = f"{folder}/pairs.parquet"
+        pq.write_table(
+            pa.table({"url": urls, "caption": [f"photo number {i}" for i in range(args.n)]}), input_path
         )
-    base = results["img2dataset"]["seconds"]
-    print(f"\nb/a = {base / results['download']['seconds']:.2f}   (target >= 0.9)")
-    print(f"c/a = {base / results['pipeline']['seconds']:.2f}")
+        expected = dict(zip(urls, digests, strict=True))
+        for name in RUNS:
+            print(f"running {RUNS[name]} ...", flush=True)
+            results[name] = measure(name, input_path, folder, args)
+            checks[name] = check(name, f"{folder}/{name}", expected)
+    report(results, checks, args)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,53 @@ def evaluate_watermark(out: Path, seed: int, n: int = 400) -> dict:
     return metrics | {"heldout_images": n}
 
 
+CARDS = {
+    CLIP_NAME: """# {name}: pairsmith's toy CLIP
+
+- **Format**: open_clip model config `{name}.json` + state_dict `{name}.pt` (fp16), loaded with
+  `open_clip.add_model_config` and `create_model_and_transforms(name, pretrained=path)` - the code
+  path of real checkpoints. In pairsmith: `models.profile=toy` or spec `toy`.
+- **Architecture**: ViT image tower (64 px, patch 8, width 64, 3 layers), text transformer
+  (open_clip's BPE tokenizer, context 32, width 64, 2 layers), embedding dim 64.
+- **Data**: pairs generated on the fly by `filters/toy_world.py` (one or two coloured shapes on
+  plain, striped or dotted backgrounds; captions such as "a red circle above a small blue square"),
+  each re-sized to 96-256 px and JPEG re-encoded at quality 60-95, as the pipeline would serve it.
+- **Training**: symmetric InfoNCE (equal captions are not negatives), AdamW, {steps} steps of {batch},
+  seed {seed}, {train_seconds} s on 2 CPU cores.
+- **Held-out** (fresh scenes, never seen): ROC AUC true vs swapped captions (20 % swapped)
+  **{heldout_swap_auc}**; image-to-text top-1 among 100 captions **{heldout_top1_of_100}**.
+- **Can judge**: whether a caption describes a scene of the synthetic world (colours, shapes,
+  sizes, positions). **Cannot judge**: real photos; its scores on them are noise.
+- **Reproduce**: `python -m pairsmith.filters.train_toy_zoo --only clip --seed {seed}`.
+""",
+    WATERMARK_NAME: """# {name}: pairsmith's toy watermark detector
+
+- **Format**: LAION's watermark-detector construction (`filters/watermark_model.py`: a timm
+  backbone, head num_features-625-256-2, P(watermark) = softmax class 0) on the tiny timm backbone
+  `test_efficientnet`; `{name}.json` gives arch, input size ({input_size} px) and ImageNet
+  normalisation; `{name}.pt` is the state_dict (fp16).
+- **Data**: random crops of scikit-image photos and synthetic-world scenes, half with a
+  semi-transparent text or logo overlay (`toy_world.add_watermark(style="train")`: PIL's default
+  font, placed once, opacity 90-180), JPEG re-encoded.
+- **Training**: cross-entropy, AdamW + one-cycle, {steps} steps of {batch}, seed {seed}, {train_seconds} s.
+- **Held-out**: overlays never seen in training (`style="heldout"`: other texts, DejaVu fonts,
+  tiled diagonally, opacity 60-140, diamond logos) ROC AUC **{heldout_overlay_auc}**; training-style
+  overlays on new images **{train_overlay_auc}** ({heldout_images} images each).
+- **Can judge**: semi-transparent text/logo overlays. **Cannot judge**: real stock-photo
+  watermarks reliably; use LAION's weights for real data.
+- **Reproduce**: `python -m pairsmith.filters.train_toy_zoo --only watermark --seed {seed}`.
+""",
+}
+
+
+def write_cards(out: Path, metrics: dict, seed: int) -> None:
+    """A model card per model, with the held-out numbers of this very run."""
+    for name, card in CARDS.items():
+        if name in metrics:
+            extra = {"input_size": WATERMARK_CONFIG.input_size}
+            (out / f"{name}.md").write_text(card.format(name=name, seed=seed, **extra, **metrics[name]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -235,6 +282,7 @@ def main() -> None:
     if args.only in (None, "watermark"):
         metrics[WATERMARK_NAME] = train_watermark(args.out, args.seed, args.watermark_steps)
     metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_cards(args.out, metrics, args.seed)
     print(json.dumps(metrics, indent=2))
 
 
