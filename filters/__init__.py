@@ -15,6 +15,7 @@ def build_annotators(models: ModelsConfig) -> list[Annotator]:
     from pairsmith.filters.caption_stats import CaptionStats
     from pairsmith.filters.clip_score import ClipScore
     from pairsmith.filters.image_geometry import AspectRatio
+    from pairsmith.filters.image_stats import ImageStats
     from pairsmith.filters.language import LanguageId
     from pairsmith.filters.phash import PerceptualHash
     from pairsmith.filters.profiles import clip_models
@@ -23,7 +24,7 @@ def build_annotators(models: ModelsConfig) -> list[Annotator]:
         ClipScore(m.alias, m.spec, primary=i == 0, device=models.device, precision=models.precision)
         for i, m in enumerate(clip_models(models))
     ]
-    return [AspectRatio(), PerceptualHash(), CaptionStats(), LanguageId(), BasicRules(), *clips]
+    return [AspectRatio(), PerceptualHash(), ImageStats(), CaptionStats(), LanguageId(), BasicRules(), *clips]
 
 
 def check_models(models: ModelsConfig) -> dict[str, str]:

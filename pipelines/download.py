@@ -18,6 +18,7 @@ from img2dataset.downloader import Downloader
 from img2dataset.resizer import Resizer
 from img2dataset.writer import WebDatasetSampleWriter
 
+from pairsmith.filters.jpeg_quality import estimate_jpeg_quality
 from pairsmith.pipelines.address_guard import install_fetch_policy
 from pairsmith.pipelines.download_errors import classify
 from pairsmith.pipelines.layout import Layout, atomic_path, read_parquet, write_parquet
@@ -33,6 +34,7 @@ RESULT_SCHEMA = pa.schema(
         ("original_width", pa.int32()),
         ("original_height", pa.int32()),
         ("image_bytes", pa.int64()),
+        ("jpeg_quality", pa.int16()),
         ("sha256", pa.string()),
         ("tar", pa.string()),
         ("member", pa.string()),
@@ -40,36 +42,44 @@ RESULT_SCHEMA = pa.schema(
 )
 
 
-class _SizeRecordingResizer(Resizer):
-    """img2dataset's Resizer that remembers the byte size of the last image it was given.
+class _MeasuringResizer(Resizer):
+    """img2dataset's Resizer that measures the original file it was given: its byte size (LAION's
+    5 KB rule needs it) and, for a JPEG, its quality setting (re-encoding hides both).
 
     img2dataset resizes and then writes each sample from the same thread, one after the other,
-    so the writer below can attach that size to the sample's metadata (LAION's 5 KB rule needs it).
+    so the writer below can attach these measurements to the sample's metadata.
     """
 
-    last_input_bytes: int | None = None
+    last: dict[str, int | None] = {}
 
     def __call__(self, img_stream, blurring_bbox_list=None):
-        self.last_input_bytes = img_stream.getbuffer().nbytes
+        self.last = {
+            "image_bytes": img_stream.getbuffer().nbytes,
+            "jpeg_quality": estimate_jpeg_quality(img_stream),
+        }
+        img_stream.seek(0)
         return super().__call__(img_stream, blurring_bbox_list)
 
 
-def _writer_class(resizer: _SizeRecordingResizer):
-    class SizeRecordingWriter(WebDatasetSampleWriter):
+def _writer_class(resizer: _MeasuringResizer):
+    class MeasuringWriter(WebDatasetSampleWriter):
         def __init__(self, shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format):
-            schema = schema.append(pa.field("image_bytes", pa.int64()))
+            schema = schema.append(pa.field("image_bytes", pa.int64())).append(
+                pa.field("jpeg_quality", pa.int16())
+            )
             super().__init__(shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format)
 
         def write(self, img_str, key, caption, meta):
             downloaded = meta["status"] in ("success", "failed_to_resize")
-            meta["image_bytes"] = resizer.last_input_bytes if downloaded else None
+            for name in ("image_bytes", "jpeg_quality"):
+                meta[name] = resizer.last.get(name) if downloaded else None
             super().write(img_str, key, caption, meta)
 
-    return SizeRecordingWriter
+    return MeasuringWriter
 
 
-def make_resizer(cfg: DownloadConfig) -> _SizeRecordingResizer:
-    return _SizeRecordingResizer(
+def make_resizer(cfg: DownloadConfig) -> _MeasuringResizer:
+    return _MeasuringResizer(
         image_size=cfg.image_size,
         resize_mode=cfg.resize_mode,
         resize_only_if_bigger=cfg.resize_only_if_bigger,
@@ -126,7 +136,15 @@ def _results(n_rows: int, problems: list[str | None], fetched: pa.Table, tar: st
         i = fetch_rows[rec["row"]]
         status, kind = classify(rec["status"], rec["error_message"])
         out["status"][i], out["error_kind"][i], out["error_message"][i] = status, kind, rec["error_message"]
-        for name in ("width", "height", "original_width", "original_height", "image_bytes", "sha256"):
+        for name in (
+            "width",
+            "height",
+            "original_width",
+            "original_height",
+            "image_bytes",
+            "jpeg_quality",
+            "sha256",
+        ):
             out[name][i] = rec.get(name)
         if rec["status"] == "success":
             out["tar"][i], out["member"][i] = tar, f"{rec['key']}.{ext}"

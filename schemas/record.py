@@ -55,6 +55,12 @@ FIELDS: tuple[pa.Field, ...] = (
     _field("original_width", pa.int32(), "download", "Width of the downloaded image, px."),
     _field("original_height", pa.int32(), "download", "Height of the downloaded image, px."),
     _field("image_bytes", pa.int64(), "download", "Size of the downloaded image file, bytes."),
+    _field(
+        "jpeg_quality",
+        pa.int16(),
+        "download",
+        "Estimated IJG quality (1-100) of a downloaded JPEG; null otherwise.",
+    ),
     _field("sha256", pa.string(), "download", "SHA-256 of the downloaded image bytes, hex."),
     _field(
         "tar",
@@ -65,6 +71,18 @@ FIELDS: tuple[pa.Field, ...] = (
     _field("member", pa.string(), "download", "Member name of the image inside `tar`."),
     _field("aspect_ratio", pa.float32(), "image", "Long side / short side of the downloaded image (>= 1)."),
     _field("phash", pa.uint64(), "image", "64-bit perceptual hash (imagehash.phash) of the stored image."),
+    _field(
+        "sharpness",
+        pa.float32(),
+        "image",
+        "Variance of the Laplacian of the grey image at 256 px (low = blurry).",
+    ),
+    _field("brightness", pa.float32(), "image", "Mean luma in [0, 1]."),
+    _field("contrast", pa.float32(), "image", "Standard deviation of luma in [0, 1]."),
+    _field("colourfulness", pa.float32(), "image", "Hasler-Suesstrunk colourfulness (0 = grey)."),
+    _field(
+        "near_uniform", pa.bool_(), "image", "CAPro: >= 80 % of pixels one grey value after a 64x64 resize."
+    ),
     _field("caption_chars", pa.int32(), "caption", "Caption length in characters (after stripping)."),
     _field("caption_words", pa.int32(), "caption", "Caption length in whitespace-separated words."),
     _field("lang", pa.string(), "caption", "ISO 639-1 language of the caption (langid)."),
