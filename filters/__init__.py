@@ -12,6 +12,7 @@ def build_annotators(models: ModelsConfig) -> list[Annotator]:
     Cheap to call: models load in each annotator's `setup`, once per worker.
     """
     from pairsmith.filters.basic_rules import BasicRules
+    from pairsmith.filters.caption_quality import CaptionQuality
     from pairsmith.filters.caption_stats import CaptionStats
     from pairsmith.filters.clip_score import ClipScore
     from pairsmith.filters.image_geometry import AspectRatio
@@ -24,7 +25,16 @@ def build_annotators(models: ModelsConfig) -> list[Annotator]:
         ClipScore(m.alias, m.spec, primary=i == 0, device=models.device, precision=models.precision)
         for i, m in enumerate(clip_models(models))
     ]
-    return [AspectRatio(), PerceptualHash(), ImageStats(), CaptionStats(), LanguageId(), BasicRules(), *clips]
+    return [
+        AspectRatio(),
+        PerceptualHash(),
+        ImageStats(),
+        CaptionStats(),
+        CaptionQuality(),
+        LanguageId(),
+        BasicRules(),
+        *clips,
+    ]
 
 
 def check_models(models: ModelsConfig) -> dict[str, str]:

@@ -85,6 +85,19 @@ FIELDS: tuple[pa.Field, ...] = (
     ),
     _field("caption_chars", pa.int32(), "caption", "Caption length in characters (after stripping)."),
     _field("caption_words", pa.int32(), "caption", "Caption length in whitespace-separated words."),
+    _field(
+        "caption_fixed",
+        pa.string(),
+        "caption",
+        "The caption repaired by ftfy (mojibake, HTML entities, odd characters).",
+    ),
+    _field(
+        "caption_boilerplate",
+        pa.bool_(),
+        "caption",
+        "Alt-text that says nothing: a file name (`IMG_1234.jpg`), a resolution (`1920x1080`), a generic "
+        "word (`image`, `photo`), or empty after cleaning.",
+    ),
     _field("lang", pa.string(), "caption", "ISO 639-1 language of the caption (langid)."),
     _field("lang_score", pa.float32(), "caption", "Probability of `lang`, in [0, 1]."),
     _field(

@@ -8,6 +8,7 @@ from skimage import data
 
 from pairsmith.filters.base import Batch
 from pairsmith.filters.basic_rules import BasicRules
+from pairsmith.filters.caption_quality import CaptionQuality
 from pairsmith.filters.caption_stats import CaptionStats
 from pairsmith.filters.image_geometry import AspectRatio
 from pairsmith.filters.language import LanguageId
@@ -96,3 +97,32 @@ def test_basic_rules(row, expected):
         out["datacomp_basic_ok"][0].as_py(),
         out["align_ok"][0].as_py(),
     ) == expected
+
+
+@pytest.mark.parametrize(
+    ("caption", "boilerplate"),
+    [
+        ("IMG_1234.JPG", True),
+        ("DSC_0042", True),
+        ("holiday-photo.jpeg", True),
+        ("1920x1080", True),
+        ("1920 × 1080 px", True),
+        ("image", True),
+        ("Photo", True),
+        ("untitled", True),
+        ("  --- 123 ---  ", True),
+        ("", True),
+        (None, True),
+        ("a photo of a dog on a beach", False),
+        ("Sunset over the harbour, 2019", False),
+        ("image of the week: a red fox", False),
+    ],
+)
+def test_boilerplate_alt_text(caption, boilerplate):
+    out = CaptionQuality()(_batch([caption]))
+    assert out["caption_boilerplate"][0].as_py() is boilerplate
+
+
+def test_ftfy_repairs_mojibake_and_entities():
+    out = CaptionQuality()(_batch(["cafÃ© &amp; croissant", "fine as it is", None]))
+    assert out["caption_fixed"].to_pylist() == ["café & croissant", "fine as it is", None]
