@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pairsmith.filters.base import Annotator
-from pairsmith.schemas.config import ModelsConfig
+from pairsmith.schemas.config import AnnotateConfig, ModelsConfig
 
 
-def build_annotators(models: ModelsConfig) -> list[Annotator]:
+def build_annotators(models: ModelsConfig, annotate: AnnotateConfig) -> list[Annotator]:
     """The annotators of a run, in dependency order (later ones may read earlier columns).
 
     Cheap to call: models load in each annotator's `setup`, once per worker.
@@ -20,21 +20,23 @@ def build_annotators(models: ModelsConfig) -> list[Annotator]:
     from pairsmith.filters.language import LanguageId
     from pairsmith.filters.phash import PerceptualHash
     from pairsmith.filters.profiles import clip_models
+    from pairsmith.filters.text_in_image import TextInImage
 
     clips = [
         ClipScore(m.alias, m.spec, primary=i == 0, device=models.device, precision=models.precision)
         for i, m in enumerate(clip_models(models))
     ]
-    return [
+    ocr = [TextInImage(gated=annotate.ocr == "gated")] if annotate.ocr != "off" else []
+    cheap = [
         AspectRatio(),
         PerceptualHash(),
         ImageStats(),
+        *ocr,
         CaptionStats(),
         CaptionQuality(),
         LanguageId(),
-        BasicRules(),
-        *clips,
     ]
+    return [*cheap, BasicRules(), *clips]
 
 
 def check_models(models: ModelsConfig) -> dict[str, str]:

@@ -78,7 +78,9 @@ def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> No
 def start(layout: Layout, cfg: RunConfig) -> dict:
     """Check that every model loads here (before any download), then claim the output folder."""
     model_ids = check_models(cfg.models)
-    model_ids |= {type(a).__name__: a.model_id for a in build_annotators(cfg.models) if type(a).model_id}
+    model_ids |= {
+        type(a).__name__: a.model_id for a in build_annotators(cfg.models, cfg.annotate) if type(a).model_id
+    }
     run = claim_output(layout, cfg)
     return run | {"model_ids": model_ids}
 

@@ -44,7 +44,7 @@ class AnnotateShardFn(beam.DoFn):
     def setup(self):
         if self.models.threads:
             torch.set_num_threads(self.models.threads)
-        self.annotators = build_annotators(self.models)
+        self.annotators = build_annotators(self.models, self.cfg)
         for annotator in self.annotators:
             annotator.setup()
 

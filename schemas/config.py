@@ -69,6 +69,9 @@ class AnnotateConfig(_Strict):
     """The annotate stage."""
 
     batch_size: int = Field(64, ge=1, description="Images decoded and annotated together.")
+    ocr: Literal["gated", "always", "off"] = Field(
+        "gated", description="gated: full OCR only where a cheap detection pass finds text."
+    )
 
 
 class ClipModelConfig(_Strict):

@@ -83,6 +83,16 @@ FIELDS: tuple[pa.Field, ...] = (
     _field(
         "near_uniform", pa.bool_(), "image", "CAPro: >= 80 % of pixels one grey value after a 64x64 resize."
     ),
+    _field(
+        "text_area_ratio",
+        pa.float32(),
+        "image",
+        "Share of the image covered by text boxes found by RapidOCR (sum of box areas, capped at 1); "
+        "0 when the gated check finds no text; null with `annotate.ocr=off`.",
+    ),
+    _field(
+        "ocr_text", pa.string(), "image", "Text read by RapidOCR, in reading order, at most 500 characters."
+    ),
     _field("caption_chars", pa.int32(), "caption", "Caption length in characters (after stripping)."),
     _field("caption_words", pa.int32(), "caption", "Caption length in whitespace-separated words."),
     _field(
