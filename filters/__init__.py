@@ -15,6 +15,7 @@ def build_annotators(models: ModelsConfig, annotate: AnnotateConfig) -> list[Ann
     from pairsmith.filters.caption_quality import CaptionQuality
     from pairsmith.filters.caption_stats import CaptionStats
     from pairsmith.filters.clip_score import ClipScore
+    from pairsmith.filters.data_type import DataType
     from pairsmith.filters.image_geometry import AspectRatio
     from pairsmith.filters.image_stats import ImageStats
     from pairsmith.filters.language import LanguageId
@@ -36,7 +37,8 @@ def build_annotators(models: ModelsConfig, annotate: AnnotateConfig) -> list[Ann
         CaptionQuality(),
         LanguageId(),
     ]
-    return [*cheap, BasicRules(), *clips]
+    data_type = [DataType(clips[0])] if clips else []
+    return [*cheap, BasicRules(), *clips, *data_type]
 
 
 def check_models(models: ModelsConfig) -> dict[str, str]:

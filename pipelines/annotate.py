@@ -68,8 +68,7 @@ def annotate_rows(
         for annotator in annotators:
             for name, array in annotator(batch).items():
                 chunks.setdefault(name, []).append(array)
-                if "/" not in name:
-                    batch.columns[name] = array.to_pylist()
+                batch.columns[name] = array.to_pylist()
     return {name: pa.concat_arrays(parts) for name, parts in chunks.items()}
 
 

@@ -23,6 +23,13 @@ def _field(name: str, type_: pa.DataType, group: str, doc: str) -> pa.Field:
     return pa.field(name, type_, nullable=True, metadata={"group": group, "doc": doc})
 
 
+DATA_TYPE_NAMES = (
+    "left_rotate", "right_rotate", "patch_and_reshuffle", "crop_and_zoom", "vertical_flip", "mixup", "cutmix",
+    "gaussian_noise", "defocus_blur", "snow", "high_brightness", "low_brightness", "high_contrast",
+    "low_contrast", "jpeg_compress", "pencil_sketch", "cartoon", "embroidery", "plushie", "graffiti", "tattoo",
+    "sculpture", "origami", "typographic", "multiple_same", "multiple_different", "tiger_stripes", "normal_photo",
+)  # fmt: skip
+
 FIELDS: tuple[pa.Field, ...] = (
     _field(
         "uid",
@@ -116,6 +123,19 @@ FIELDS: tuple[pa.Field, ...] = (
         "scores",
         "Cosine of the primary CLIP model's image and caption embeddings (`models.clip[0]`); other "
         "models add `clip_score_<alias>`. Embeddings: `OUT/embeddings/<alias>/`.",
+    ),
+    _field(
+        "data_type",
+        pa.string(),
+        "scores",
+        "Most likely visual data type (27 types of Udandarao et al. + `normal_photo`), zero-shot with the "
+        "primary CLIP model.",
+    ),
+    _field(
+        "data_type_scores",
+        pa.struct([pa.field(name, pa.float32()) for name in DATA_TYPE_NAMES]),
+        "scores",
+        "Probability of every data type (softmax of 100 x cosine); keep them: zero-shot informedness is ~0.5.",
     ),
     _field(
         "laion_basic_ok",
