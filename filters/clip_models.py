@@ -90,12 +90,10 @@ def resolve(spec: str) -> ClipSpec:
     tags = open_clip.list_pretrained_tags_by_model(parsed.model_name)
     if parsed.pretrained not in tags:
         raise _fail(spec, f"unknown pretrained tag {parsed.pretrained!r}; known: {', '.join(tags) or 'none'}")
-    cfg = open_clip.get_pretrained_cfg(parsed.model_name, parsed.pretrained)
-    repo, _, filename = (
-        cfg.get("hf_hub", "").rstrip("/").rpartition("/") if cfg.get("hf_hub") else ("", "", "")
-    )
-    if not repo:
+    hub = open_clip.get_pretrained_cfg(parsed.model_name, parsed.pretrained).get("hf_hub", "")
+    if not hub:
         raise _fail(spec, f"no Hugging Face location known for this tag; {HOW_TO_GET}")
+    repo, filename = os.path.split(hub)  # open_clip's convention: "org/repo/" means the default file name
     _cached_from_hub(spec, repo, filename or "open_clip_pytorch_model.bin")
     return parsed
 
@@ -104,14 +102,18 @@ def _cached_from_hub(spec: str, repo: str, filename: str) -> str:
     from huggingface_hub import hf_hub_download
 
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-    names = [filename.replace(".bin", ".safetensors"), filename] if filename.endswith(".bin") else [filename]
+    # open_clip prefers a safetensors twin of a .bin checkpoint when the repo has one
+    twins = {"open_clip_pytorch_model.bin": "open_clip_model.safetensors"}
+    names = [twins.get(filename, filename.replace(".bin", ".safetensors")), filename]
     last: Exception | None = None
     for name in names:
         try:
             return hf_hub_download(repo, name, local_files_only=offline)
         except Exception as exc:  # noqa: BLE001  (every hub failure means the same to the user)
             last = exc
-    raise _fail(spec, f"{repo}/{filename} is not available ({type(last).__name__}); {HOW_TO_GET}")
+    raise _fail(
+        spec, f"{repo}/{filename} is not in the Hugging Face cache ({type(last).__name__}); {HOW_TO_GET}"
+    )
 
 
 def pick_device(device: str) -> str:

@@ -90,6 +90,13 @@ class ModelsConfig(_Strict):
         "laion", description="toy: offline toy zoo; laion: LAION-5B's models; datacomp: ViT-L-14 openai."
     )
     clip: list[ClipModelConfig] | None = Field(None, description="The first is primary (`clip_score`).")
+    nsfw: str | None = Field(
+        None, description="nudenet, laion-nsfw-b32, laion-nsfw-l14, a head path, or none."
+    )
+    watermark: str | None = Field(None, description="toy, laion-watermark, CONFIG.json@WEIGHTS.pt, or none.")
+    aesthetic: str | None = Field(
+        None, description="laion-aesthetic-l14 (or a path; needs a ViT-L-14 CLIP) or none."
+    )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto", description="auto: fp16 autocast on GPU."

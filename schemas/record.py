@@ -125,6 +125,29 @@ FIELDS: tuple[pa.Field, ...] = (
         "models add `clip_score_<alias>`. Embeddings: `OUT/embeddings/<alias>/`.",
     ),
     _field(
+        "nsfw_score",
+        pa.float32(),
+        "scores",
+        "Likelihood that the image is NSFW, in [0, 1] (NudeNet's highest exposed-part confidence, or "
+        "LAION's punsafe head); LAION keeps rows under 0.5.",
+    ),
+    _field(
+        "nsfw_classes", pa.list_(pa.string()), "scores", "Body-part classes NudeNet detected (NudeNet only)."
+    ),
+    _field(
+        "watermark_score",
+        pa.float32(),
+        "scores",
+        "P(watermark) from LAION's detector construction (softmax class 0); LAION keeps rows under 0.8.",
+    ),
+    _field(
+        "aesthetic_score",
+        pa.float32(),
+        "scores",
+        "LAION's linear aesthetic head on ViT-L/14 image embeddings (1-10); null without an L/14 model "
+        "(the manifest says why).",
+    ),
+    _field(
         "data_type",
         pa.string(),
         "scores",
