@@ -32,6 +32,11 @@ def annotate_task(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) 
     runner.annotate(layout, cfg, shards, run)
 
 
+@task(name="caption_sharing", cache_policy=NONE)
+def caption_sharing_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
+    runner.share_captions(layout, cfg, shards)
+
+
 @task(name="finalize", cache_policy=NONE)
 def finalize_task(layout: Layout, run: dict, started: float) -> dict:
     return runner.finalize(layout, run, started)
@@ -66,7 +71,7 @@ def build_dataset(
     config_path: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict:
-    """Ingest -> download -> annotate -> finalize into `out`; returns the manifest."""
+    """Ingest -> download -> annotate -> caption sharing -> finalize into `out`; returns the manifest."""
     started = time.time()
     cfg = config_for(input_path, config_path, overrides)
     layout = Layout(out)
@@ -74,6 +79,7 @@ def build_dataset(
     shards = ingest_task(layout, cfg)
     download_task(layout, cfg, shards)
     annotate_task(layout, cfg, shards, run)
+    caption_sharing_task(layout, cfg, shards)
     manifest = finalize_task(layout, run, started)
     create_markdown_artifact(summary_markdown(out, manifest), key="pairsmith-run-summary")
     return manifest

@@ -65,6 +65,10 @@ class Layout:
         return self._join("_work", "input", "_DONE.json")
 
     @property
+    def sharing_done(self) -> str:
+        return self._join("_work", "caption_sharing_DONE.json")
+
+    @property
     def run_file(self) -> str:
         return self._join("run.json")
 

@@ -18,7 +18,13 @@ from pairsmith.pipelines.ingest import list_input_files, read_input_file
 from pairsmith.pipelines.layout import Layout, read_json, write_json
 from pairsmith.pipelines.progress import shard_progress
 from pairsmith.pipelines.run_state import check_output, claim_output
-from pairsmith.pipelines.stages import AnnotateShardFn, DownloadShardFn, ForEachShard, IngestFileFn
+from pairsmith.pipelines.stages import (
+    AnnotateShardFn,
+    DownloadShardFn,
+    ForEachShard,
+    IngestFileFn,
+    ShareCaptions,
+)
 from pairsmith.schemas.config import ConfigError, RunConfig, RunnerConfig
 
 
@@ -85,6 +91,15 @@ def start(layout: Layout, cfg: RunConfig) -> dict:
     return run | {"model_ids": model_ids}
 
 
+def share_captions(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
+    """The global caption-sharing stage (once: a finished one is not redone)."""
+    if layout.exists(layout.sharing_done) or not shards:
+        return
+    with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
+        _ = p | "Shards" >> beam.Create(shards) | "ShareCaptions" >> ShareCaptions(layout)
+    write_json({"shards": shards}, layout.sharing_done)
+
+
 def finalize(layout: Layout, run: dict, started: float) -> dict:
     return write_manifest(layout, run, run["model_ids"], started)
 
@@ -97,4 +112,5 @@ def run_all(cfg: RunConfig, out: str) -> dict:
     shards = ingest(layout, cfg)
     download(layout, cfg, shards)
     annotate(layout, cfg, shards, run)
+    share_captions(layout, cfg, shards)
     return finalize(layout, run, started)

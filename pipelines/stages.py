@@ -8,6 +8,7 @@ import torch
 
 from pairsmith.filters import build_annotators
 from pairsmith.pipelines.annotate import annotate_shard
+from pairsmith.pipelines.caption_sharing import caption_rows, counts_per_row, write_counts
 from pairsmith.pipelines.download import download_shard
 from pairsmith.pipelines.ingest import cut_shards
 from pairsmith.pipelines.layout import Layout, write_parquet
@@ -61,3 +62,26 @@ class ForEachShard(beam.PTransform):
 
     def expand(self, pcoll):
         return pcoll | "Spread" >> beam.Reshuffle() | "Apply" >> beam.ParDo(self.fn)
+
+
+class ShareCaptions(beam.PTransform):
+    """Data shard names -> the same shards rewritten with `caption_shared_count` (a global join)."""
+
+    def __init__(self, layout: Layout):
+        super().__init__()
+        self.layout = layout
+
+    def expand(self, shards):
+        counts = (
+            shards
+            | "CaptionRows" >> beam.FlatMap(caption_rows, self.layout)
+            | "ByCaption" >> beam.GroupByKey()
+            | "CountPerRow" >> beam.FlatMap(counts_per_row)
+        )
+        every_shard = shards | "EveryShard" >> beam.Map(lambda shard: (shard, None))
+        return (
+            {"counts": counts, "shard": every_shard}
+            | "ByShard" >> beam.CoGroupByKey()
+            | "Rewrite"
+            >> beam.MapTuple(lambda shard, grouped: write_counts(shard, list(grouped["counts"]), self.layout))
+        )

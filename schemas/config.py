@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
@@ -72,6 +72,11 @@ class AnnotateConfig(_Strict):
     ocr: Literal["gated", "always", "off"] = Field(
         "gated", description="gated: full OCR only where a cheap detection pass finds text."
     )
+
+    @field_validator("ocr", mode="before")
+    @classmethod
+    def _yaml_off(cls, value):
+        return "off" if value is False else value  # YAML reads a bare `off` as false
 
 
 class ClipModelConfig(_Strict):

@@ -116,6 +116,12 @@ FIELDS: tuple[pa.Field, ...] = (
         "word (`image`, `photo`), or empty after cleaning.",
     ),
     _field("lang", pa.string(), "caption", "ISO 639-1 language of the caption (langid)."),
+    _field(
+        "caption_shared_count",
+        pa.int32(),
+        "caption",
+        "Images in the whole dataset whose caption is the same text (case and spacing ignored); a global stage.",
+    ),
     _field("lang_score", pa.float32(), "caption", "Probability of `lang`, in [0, 1]."),
     _field(
         "clip_score",
@@ -176,8 +182,8 @@ FIELDS: tuple[pa.Field, ...] = (
         "align_ok",
         pa.bool_(),
         "rules",
-        "ALIGN per-pair rules: short side > 200 px, aspect ratio < 3, 3..20 words "
-        "(the 'caption shared by > 10 images' rule needs the global dedup stage).",
+        "ALIGN's rules: short side > 200 px, aspect ratio < 3, 3..20 words, caption shared by at most 10 "
+        "images (the last one filled by the global caption-sharing stage).",
     ),
     _field("run_id", pa.string(), "provenance", "Id of the run that wrote the row."),
     _field("config_hash", pa.string(), "provenance", "Hash of the run config that affects the output."),

@@ -1,0 +1,64 @@
+"""Caption sharing, a global stage: how many images carry the same caption.
+
+ALIGN drops alt-texts shared by more than 10 images (../shared/ANCHORS.md). That needs a count over
+the whole dataset, so it runs after annotate as a Beam join that never gathers the dataset in one
+place: (caption key -> rows) grouped by key gives each count, (shard -> counts) grouped by shard
+rewrites each data shard once, atomically. Rerunning recomputes the same values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
+
+ALIGN_MAX_SHARED = 10  # ALIGN: drop alt-texts shared by > 10 images
+
+
+def caption_key(caption: str | None) -> str | None:
+    """Captions that differ only in case and spacing count as the same text."""
+    if caption is None:
+        return None
+    key = re.sub(r"\s+", " ", caption).strip().casefold()
+    return key or None
+
+
+def caption_rows(shard: str, layout: Layout) -> Iterator[tuple[str, tuple[str, int, bool]]]:
+    """(caption key, (shard, row, has image)) for every row with a caption."""
+    table = read_parquet(layout.data_shard(shard)).select(["caption_fixed", "status"])
+    for row, (caption, status) in enumerate(
+        zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True)
+    ):
+        key = caption_key(caption)
+        if key is not None:
+            yield key, (shard, row, status == "success")
+
+
+def counts_per_row(element: tuple[str, list[tuple[str, int, bool]]]) -> Iterator[tuple[str, tuple[int, int]]]:
+    """(shard, (row, images sharing the caption)) for every row of one caption key."""
+    _, rows = element
+    images = sum(1 for _, _, has_image in rows if has_image)
+    for shard, row, _ in rows:
+        yield shard, (row, images)
+
+
+def write_counts(shard: str, counts: list[tuple[int, int]], layout: Layout) -> str:
+    """Fill `caption_shared_count` and complete `align_ok` with ALIGN's sharing rule."""
+    table = read_parquet(layout.data_shard(shard))
+    shared = [None] * table.num_rows
+    for row, images in counts:
+        shared[row] = images
+    shared_array = pa.array(shared, pa.int32())
+    index = table.schema.get_field_index("caption_shared_count")
+    table = table.set_column(index, table.schema.field(index), shared_array)
+    within = pc.fill_null(pc.less_equal(shared_array, ALIGN_MAX_SHARED), True)  # no caption: nothing shared
+    align = table.schema.get_field_index("align_ok")
+    table = table.set_column(
+        align, table.schema.field(align), pc.and_kleene(table.column("align_ok"), within)
+    )
+    write_parquet(table, layout.data_shard(shard))
+    return shard
