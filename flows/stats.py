@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from pairsmith.schemas.record import FIELDS
-
 BAR = 40
-HISTOGRAMS = [
-    f.name for f in FIELDS if f.name in ("lang_score", "aspect_ratio", "caption_words", "caption_chars")
-]
+HISTOGRAMS = (
+    "clip_score",
+    "nsfw_score",
+    "watermark_score",
+    "text_area_ratio",
+    "sharpness",
+    "lang_score",
+    "caption_words",
+)
 
 
 def scan(out: str) -> pl.LazyFrame:
@@ -53,5 +57,6 @@ def render(out: str) -> str:
         rate = known.mean() if len(known) else 0.0
         lines.append(f"  {name:<22} {rate:>7.1%} of {len(known)}")
     for name in HISTOGRAMS:
-        lines += ["", name, *histogram(df[name])]
+        if name in df.columns:
+            lines += ["", name, *histogram(df[name])]
     return "\n".join(lines)
