@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import open_clip
-import torch
-from PIL import Image
+# A throw-away Hugging Face cache, set before huggingface_hub is imported (it reads HF_HOME once).
+HF_HOME = Path(tempfile.mkdtemp(prefix="pairsmith-bench-hf-"))
+os.environ["HF_HOME"], os.environ["HF_HUB_OFFLINE"] = str(HF_HOME), "1"
 
-from pairsmith.filters.clip_models import ClipEmbedder
+import numpy as np  # noqa: E402
+import open_clip  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from pairsmith.filters.clip_models import ClipEmbedder  # noqa: E402
 
 
 def images(n: int) -> list[Image.Image]:
@@ -115,10 +120,11 @@ def main() -> None:
     parser.add_argument("--clip-retrieval", help="path to a clip-retrieval executable (its own venv)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["HF_HOME"], os.environ["HF_HUB_OFFLINE"] = f"{tmp}/hf", "1"
-        fake_hf_cache(Path(tmp) / "hf")
-        run(args, Path(tmp))
+    try:
+        fake_hf_cache(HF_HOME)
+        run(args, HF_HOME)
+    finally:
+        shutil.rmtree(HF_HOME, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
