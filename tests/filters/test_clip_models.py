@@ -51,4 +51,8 @@ def test_profiles_are_checked_before_any_work(monkeypatch):
         check_models(load_config(None, ["models.profile=datacomp"]).models)
     with pytest.raises(ConfigError, match="unique"):
         check_models(load_config(None, ["models.clip=[{alias: a, spec: toy}, {alias: a, spec: toy}]"]).models)
-    assert check_models(load_config(None, ["models.profile=none"]).models) == {}
+    assert check_models(load_config(None, ["models.profile=none"]).models) == {
+        "nsfw": "none",
+        "watermark": "none",
+        "aesthetic": "none",
+    }
