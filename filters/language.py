@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from langid.langid import LanguageIdentifier, model
 
 from pairsmith.filters.base import Annotator, Batch
 from pairsmith.schemas.record import FIELDS
+
+
+class _SparseLanguageIdentifier(LanguageIdentifier):
+    """langid's identifier, scoring only the features a caption has.
+
+    langid multiplies the whole (mostly zero) integer feature vector by its 7480x97 table, which
+    numpy first converts to float64: ~7.5 ms per caption. The non-zero rows give the same sums.
+    """
+
+    def nb_classprobs(self, fv):
+        rows = np.flatnonzero(fv)
+        return fv[rows] @ self.nb_ptc[rows] + self.nb_pc
 
 
 class LanguageId(Annotator):
@@ -15,7 +28,7 @@ class LanguageId(Annotator):
     model_id = "langid-1.1.6-norm_probs"
 
     def setup(self) -> None:
-        self._identifier = LanguageIdentifier.from_modelstring(model, norm_probs=True)
+        self._identifier = _SparseLanguageIdentifier.from_modelstring(model, norm_probs=True)
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         langs, scores = [], []
