@@ -4,6 +4,8 @@ OCR costs far more than every other annotator (~430 ms per image on 2 CPU cores,
 annotate pass), and most web images hold no text, so by default (`annotate.ocr=gated`) a
 detection-only pass at <= 320 px (~25 ms) decides whether the full detection + recognition pass runs;
 `always` skips the check, `off` leaves the columns null. Measure with `benchmarks/annotate_cost.py`.
+The check can miss small, low-contrast text (scikit-image's chalk-board `text` photo is one); use
+`always` where that matters.
 """
 
 from __future__ import annotations

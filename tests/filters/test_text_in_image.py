@@ -36,3 +36,10 @@ def test_text_is_found_where_there_is_text_and_not_elsewhere(ocr):
     assert 0.01 < ratios[1] < 0.3 and "HELLO" in texts[1].upper()
     assert ratios[2] == 0.0 and texts[2] == ""
     assert ratios[3] is None and texts[3] is None
+
+
+def test_always_reads_low_contrast_handwriting_that_the_cheap_check_can_miss():
+    ocr = TextInImage(gated=False)
+    ocr.setup()
+    out = ocr(Batch({"caption": [""]}, [_rgb("text")]))
+    assert out["text_area_ratio"][0].as_py() > 0 and out["ocr_text"][0].as_py()
