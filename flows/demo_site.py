@@ -2,8 +2,8 @@
 
 `LocalImageServer` serves a dict of path -> `Route` on 127.0.0.1 and records every request, so tests
 can prove what was (not) fetched. `build_demo_site` makes about 200 pairs: real photos from
-scikit-image, scenes of the toy models' synthetic world
-(`filters.toy_world`, so that the toy CLIP's scores mean something), wrong captions, near-duplicates and every kind of broken URL.
+scikit-image, scenes of the toy models' synthetic world (`filters.toy_world`, so that the toy CLIP's
+scores mean something), wrong captions, near-duplicates and every kind of broken URL.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-
-from pairsmith.filters.toy_world import render_scene
 
 
 @dataclass(frozen=True)
@@ -101,6 +99,8 @@ class LocalImageServer:
 
 @dataclass(frozen=True)
 class DemoPair:
+    """One input row: a path on the server, its caption, what it tests and the status it should get."""
+
     path: str
     caption: str | None
     kind: str
@@ -199,6 +199,8 @@ def build_demo_site(
     n_pairs: int = 200, seed: int = 0, timeout_delay_s: float = 6.0
 ) -> tuple[dict[str, Route], list[DemoPair]]:
     """Deterministic routes and the pairs that point at them (about `n_pairs`)."""
+    from pairsmith.filters.toy_world import render_scene  # here: pairsmith.filters imports torch
+
     rng = np.random.default_rng(seed)
     routes: dict[str, Route] = {"/loop/b": Route(status=302, headers=(("Location", "/loop/a"),))}
     pairs: list[DemoPair] = []
@@ -209,15 +211,16 @@ def build_demo_site(
         pairs.append(DemoPair(path, caption, kind, expected))
 
     photos = _photos()
+    first = next(iter(photos))
     formats = ("JPEG", "PNG", "WEBP")
     for i, (name, image) in enumerate(photos.items()):
         add(f"/photo/{name}", _image_route(image, formats[i % 3]), PHOTOS[name], "photo")
-    for path, route, kind, expected in _broken_routes(next(iter(photos.values())), timeout_delay_s):
+    for path, route, kind, expected in _broken_routes(photos[first], timeout_delay_s):
         add(path, route, f"a picture that fails as {kind.replace('_', ' ')}", kind, expected)
     add(
         "/redirect/ok",
-        Route(status=302, headers=(("Location", f"/photo/{next(iter(photos))}"),)),
-        PHOTOS[next(iter(photos))],
+        Route(status=302, headers=(("Location", f"/photo/{first}"),)),
+        PHOTOS[first],
         "redirect_ok",
     )
     for name, image in photos.items():
