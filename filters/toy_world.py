@@ -1,7 +1,7 @@
 """The synthetic world of pairsmith's toy models: coloured shapes with true captions.
 
 The toy zoo is trained on it, the demo serves scenes from it, and tests hold out fresh scenes from it,
-so that a newcomer's toy CLIP scores mean something. Deterministic for a given `numpy` Generator.
+so that the toy models' scores mean something. Deterministic for a given `numpy` Generator.
 """
 
 from __future__ import annotations
@@ -18,22 +18,26 @@ COLOURS = {
     "yellow": (235, 205, 30),
     "purple": (140, 60, 180),
     "orange": (245, 140, 30),
+    "black": (25, 25, 25),
 }
 SHAPES = ("circle", "square", "triangle", "star")
+SIZES = {"small": (0.08, 0.11), "": (0.13, 0.16), "large": (0.18, 0.21)}  # radius / image side
 RELATIONS = {"above": (0, -1), "below": (0, 1), "to the left of": (-1, 0), "to the right of": (1, 0)}
-BACKGROUNDS = ("plain", "striped", "dotted")
+BACKGROUNDS = ("plain", "striped", "dotted", "checkered")
+
+
+def _pick(rng: np.random.Generator, options):
+    return options[rng.integers(len(options))]
 
 
 def _star(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
-    points = []
-    for k in range(10):
-        angle = -np.pi / 2 + k * np.pi / 5
-        radius = r if k % 2 == 0 else r * 0.45
-        points.append((cx + radius * np.cos(angle), cy + radius * np.sin(angle)))
-    return points
+    angles = -np.pi / 2 + np.arange(10) * np.pi / 5
+    radii = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+    return list(zip(cx + radii * np.cos(angles), cy + radii * np.sin(angles), strict=True))
 
 
 def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour) -> None:
+    """A filled shape of 'radius' r centred on (cx, cy)."""
     box = (cx - r, cy - r, cx + r, cy + r)
     if shape == "circle":
         draw.ellipse(box, fill=colour)
@@ -45,60 +49,58 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: f
         draw.polygon(_star(cx, cy, r * 1.2), fill=colour)
 
 
-def _background(rng: np.random.Generator, size: int) -> tuple[Image.Image, str]:
+def _background(rng: np.random.Generator, size: int) -> Image.Image:
+    """A light plain, striped, dotted or checkered background."""
     base = tuple(int(v) for v in rng.integers(200, 256, 3))
     image = Image.new("RGB", (size, size), base)
-    kind = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     draw = ImageDraw.Draw(image)
-    line = tuple(max(0, v - 40) for v in base)
-    step = max(4, size // 12)
-    if kind == "striped":
-        for x in range(0, size, step):
-            draw.line([(x, 0), (x, size)], fill=line, width=max(1, step // 4))
-    elif kind == "dotted":
-        for x in range(step // 2, size, step):
-            for y in range(step // 2, size, step):
-                draw.ellipse((x - 1, y - 1, x + 1, y + 1), fill=line)
-    return image, kind
+    ink = tuple(v - 40 for v in base)
+    step = max(4, size // int(rng.integers(8, 16)))
+    kind = _pick(rng, BACKGROUNDS)
+    for x in range(0, size, step):
+        if kind == "striped":
+            draw.line([(x, 0), (x, size)], fill=ink, width=max(1, step // 4))
+        for y in range(0, size, step):
+            if kind == "dotted":
+                draw.ellipse(
+                    (x + step / 2 - 1, y + step / 2 - 1, x + step / 2 + 1, y + step / 2 + 1), fill=ink
+                )
+            elif kind == "checkered" and (x + y) // step % 2:
+                draw.rectangle((x, y, x + step - 1, y + step - 1), fill=ink)
+    return image
 
 
-def _pick(rng: np.random.Generator, options):
-    return options[rng.integers(len(options))]
+def _thing(rng: np.random.Generator, colours: list[str], size: int) -> tuple[str, str, str, float]:
+    """(words, shape, colour, radius in px) of a random shape, e.g. ('small red circle', 'circle', 'red', 11.3)."""
+    colour, shape, size_word = _pick(rng, colours), _pick(rng, SHAPES), _pick(rng, list(SIZES))
+    words = " ".join(w for w in (size_word, colour, shape) if w)
+    return words, shape, colour, size * rng.uniform(*SIZES[size_word])
+
+
+def _a(words: str) -> str:
+    return f"an {words}" if words[0] in "aeiou" else f"a {words}"
 
 
 def render_scene(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, str]:
-    """A scene of one or two shapes and its true caption, e.g. 'a red circle above a blue square'."""
-    image, _ = _background(rng, size)
+    """A scene of one or two shapes and its true caption, e.g. 'a red circle above a small blue square'."""
+    image = _background(rng, size)
     draw = ImageDraw.Draw(image)
-    colours = list(COLOURS)
-    c1, s1 = _pick(rng, colours), _pick(rng, SHAPES)
+    first, s1, c1, r1 = _thing(rng, list(COLOURS), size)
     if rng.random() < 0.4:
-        big = rng.random() < 0.5
-        r = size * (rng.uniform(0.28, 0.36) if big else rng.uniform(0.12, 0.17))
-        cx, cy = (size / 2 + rng.uniform(-0.1, 0.1) * size for _ in range(2))
-        draw_shape(draw, s1, cx, cy, r, COLOURS[c1])
-        return image, f"a {'large' if big else 'small'} {c1} {s1}"
-    c2 = _pick(rng, [c for c in colours if c != c1])
-    s2 = _pick(rng, SHAPES)
+        cx, cy = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
+        draw_shape(draw, s1, cx, cy, r1, COLOURS[c1])
+        return image, _a(first)
+    second, s2, c2, r2 = _thing(rng, [c for c in COLOURS if c != c1], size)
     relation = _pick(rng, list(RELATIONS))
-    dx, dy = RELATIONS[relation]
-    r = size * rng.uniform(0.12, 0.16)
-    offset = size * 0.25
-    jitter = rng.uniform(-0.05, 0.05, 2) * size
-    draw_shape(
-        draw, s1, size / 2 + dx * offset + jitter[0], size / 2 + dy * offset + jitter[1], r, COLOURS[c1]
-    )
-    draw_shape(
-        draw, s2, size / 2 - dx * offset + jitter[0], size / 2 - dy * offset + jitter[1], r, COLOURS[c2]
-    )
-    return image, f"{_a(c1)} {c1} {s1} {relation} {_a(c2)} {c2} {s2}"
-
-
-def _a(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
+    dx, dy = np.array(RELATIONS[relation]) * size * 0.25
+    cx, cy = size / 2 + rng.uniform(-0.03, 0.03, 2) * size
+    draw_shape(draw, s1, cx + dx, cy + dy, r1, COLOURS[c1])
+    draw_shape(draw, s2, cx - dx, cy - dy, r2, COLOURS[c2])
+    return image, f"{_a(first)} {relation} {_a(second)}"
 
 
 def scene_pairs(n: int, seed: int, size: int = 128) -> list[tuple[Image.Image, str]]:
+    """n (scene, true caption) pairs from a fresh Generator seeded with `seed`."""
     rng = np.random.default_rng(seed)
     return [render_scene(rng, size) for _ in range(n)]
 
@@ -108,8 +110,9 @@ def swap_captions(
 ) -> tuple[list[str], list[bool]]:
     """Exchange captions between random pairs of rows (Chen et al.'s 'swap' corruption).
 
-    About `fraction` of the rows end up with another row's caption (an even count; pairs whose
-    captions are equal are not swapped); the mask marks both sides of every swap.
+    round(fraction * n / 2) pairs are swapped, so `fraction` of the rows rounded to an even count;
+    pairs whose captions are equal are skipped (fewer swaps if too few differ). The mask marks both
+    sides of every swap.
     """
     out, swapped = list(captions), [False] * len(captions)
     order = rng.permutation(len(captions)).tolist()
@@ -126,55 +129,95 @@ def swap_captions(
 
 
 WATERMARK_TEXTS = {
-    "train": ("© stock", "shutterstock", "SAMPLE", "preview", "© photo", "watermark"),
+    "train": ("© stock", "shutterstock", "SAMPLE", "preview", "© photo", "watermark", "istock", "proof copy"),
     "heldout": ("getty images", "alamy", "PROOF", "© 2024 studio", "dreamstime", "not for sale"),
 }
+TRAIN_SPOTS = (
+    ((0.5, 0.5), "mm"),
+    ((0.05, 0.05), "la"),
+    ((0.95, 0.05), "ra"),
+    ((0.05, 0.95), "ld"),
+    ((0.95, 0.95), "rd"),
+)
 HELDOUT_FONTS = sorted(Path("/usr/share/fonts/truetype/dejavu").glob("DejaVu*.ttf"))
 
 
 def _font(rng: np.random.Generator, style: str, size: int) -> ImageFont.ImageFont:
+    """PIL's default font for training overlays; DejaVu fonts (if installed) for held-out ones."""
     if style == "heldout" and HELDOUT_FONTS:
-        return ImageFont.truetype(str(HELDOUT_FONTS[rng.integers(len(HELDOUT_FONTS))]), size)
+        return ImageFont.truetype(str(_pick(rng, HELDOUT_FONTS)), size)
     return ImageFont.load_default(size=size)
 
 
+def _random_word(rng: np.random.Generator) -> str:
+    """4 to 10 random letters, lower or upper case."""
+    letters = rng.choice(list("abcdefghijklmnopqrstuvwxyz"), int(rng.integers(4, 11)))
+    word = "".join(letters)
+    return word.upper() if rng.random() < 0.3 else word
+
+
+def _train_overlay(draw: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, h: int, ink) -> None:
+    """Text once (centre or a corner) or tiled in straight rows, sometimes a circle or box outline."""
+    text = _pick(rng, WATERMARK_TEXTS["train"]) if rng.random() < 0.5 else _random_word(rng)
+    bold = int(rng.integers(0, 2))  # stroke width: PIL's default font, normal or bold
+    if rng.random() < 0.4:
+        font = _font(rng, "train", max(8, int(h * rng.uniform(0.05, 0.1))))
+        for y in range(0, h, max(10, h // 5)):
+            draw.text((w * rng.uniform(0, 0.1), y), f"{text}   " * 4, font=font, fill=ink, stroke_width=bold)
+    else:
+        font = _font(rng, "train", max(10, int(h * rng.uniform(0.08, 0.2))))
+        (x, y), anchor = _pick(rng, TRAIN_SPOTS)
+        x, y = x + rng.uniform(-0.03, 0.03), y + rng.uniform(-0.03, 0.03)
+        draw.text((w * x, h * y), text, font=font, fill=ink, anchor=anchor, stroke_width=bold)
+    if rng.random() < 0.5:
+        r = min(w, h) * rng.uniform(0.08, 0.15)
+        cx, cy = w * rng.uniform(0.2, 0.8), h * rng.uniform(0.2, 0.8)
+        box = (cx - r, cy - r, cx + r, cy + r)
+        outline = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        outline(box, outline=ink, width=max(2, int(r / 5)))
+
+
+def _heldout_overlay(image_size: tuple[int, int], rng: np.random.Generator, ink) -> Image.Image:
+    """Text tiled diagonally in a DejaVu font, sometimes a diamond logo in the lower right."""
+    w, h = image_size
+    side = int(1.5 * max(w, h))
+    tiles = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(tiles)
+    text = _pick(rng, WATERMARK_TEXTS["heldout"])
+    font = _font(rng, "heldout", max(9, int(h * rng.uniform(0.06, 0.12))))
+    step = max(12, h // 4)
+    for row, y in enumerate(range(0, side, step)):
+        draw.text(((row % 2) * step, y), f"{text}    " * 8, font=font, fill=ink)
+    tiles = tiles.rotate(float(rng.choice([-1, 1]) * rng.uniform(25, 45)))
+    left, top = (side - w) // 2, (side - h) // 2
+    layer = tiles.crop((left, top, left + w, top + h))
+    if rng.random() < 0.5:
+        s = min(w, h) * 0.1
+        cx, cy = w * rng.uniform(0.7, 0.9), h * rng.uniform(0.7, 0.9)
+        diamond = [(cx, cy - s), (cx + s, cy), (cx, cy + s), (cx - s, cy)]
+        ImageDraw.Draw(layer).polygon(diamond, outline=ink, width=2)
+    return layer
+
+
+def _train_opacity(rng: np.random.Generator) -> int:
+    """Alpha 70-109 or 150-189: training never sees the held-out overlays' 110-149."""
+    return int(rng.integers(70, 110) + 80 * rng.integers(0, 2))
+
+
 def add_watermark(image: Image.Image, rng: np.random.Generator, style: str = "train") -> Image.Image:
-    """A semi-transparent text or logo overlay. `heldout` overlays differ from `train` ones in text,
-    font, placement (tiled diagonally instead of once), opacity and logo shape."""
-    w, h = image.size
-    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
+    """A semi-transparent black or white text/logo overlay.
+
+    `heldout` overlays share nothing specific with `train` ones: other texts, fonts, placement (tiled
+    diagonally at 25-45 degrees; training text is placed once or in straight rows, tilted at most
+    15 degrees), opacity and logo shape.
+    """
     shade = int(rng.integers(0, 2)) * 255
     if style == "train":
-        alpha = int(rng.integers(90, 180))
-        text = WATERMARK_TEXTS["train"][rng.integers(len(WATERMARK_TEXTS["train"]))]
-        font = _font(rng, style, max(10, int(h * rng.uniform(0.1, 0.2))))
-        draw.text(
-            (w * rng.uniform(0.05, 0.5), h * rng.uniform(0.1, 0.8)),
-            text,
-            font=font,
-            fill=(shade,) * 3 + (alpha,),
-        )
-        if rng.random() < 0.5:
-            r = min(w, h) * rng.uniform(0.08, 0.15)
-            cx, cy = w * rng.uniform(0.2, 0.8), h * rng.uniform(0.2, 0.8)
-            draw.ellipse(
-                (cx - r, cy - r, cx + r, cy + r), outline=(shade,) * 3 + (alpha,), width=max(2, int(r / 5))
-            )
+        layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+        _train_overlay(ImageDraw.Draw(layer), rng, *image.size, (shade,) * 3 + (_train_opacity(rng),))
+        layer = layer.rotate(float(rng.uniform(-15, 15))) if rng.random() < 0.5 else layer
+    elif style == "heldout":
+        layer = _heldout_overlay(image.size, rng, (shade,) * 3 + (int(rng.integers(110, 150)),))
     else:
-        alpha = int(rng.integers(60, 140))
-        text = WATERMARK_TEXTS["heldout"][rng.integers(len(WATERMARK_TEXTS["heldout"]))]
-        font = _font(rng, style, max(9, int(h * rng.uniform(0.06, 0.12))))
-        step_x, step_y = max(20, w // 2), max(12, h // 4)
-        for row, y in enumerate(range(-step_y, h, step_y)):
-            for x in range(-step_x + (row % 2) * step_x // 2, w, step_x):
-                draw.text((x, y), text, font=font, fill=(shade,) * 3 + (alpha,))
-        if rng.random() < 0.5:
-            s = min(w, h) * 0.1
-            cx, cy = w * rng.uniform(0.7, 0.9), h * rng.uniform(0.7, 0.9)
-            draw.polygon(
-                [(cx, cy - s), (cx + s, cy), (cx, cy + s), (cx - s, cy)],
-                outline=(shade,) * 3 + (alpha,),
-                width=2,
-            )
+        raise ValueError(f"unknown watermark style {style!r}: use 'train' or 'heldout'")
     return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
