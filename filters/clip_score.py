@@ -30,11 +30,14 @@ class ClipScore(Annotator):
 
     def setup(self) -> None:
         self.embedder.load()
-        vector = pa.list_(pa.float16(), self.embedder.dim)
+        # A variable-size list: Parquet cannot round-trip a fixed-size list with null rows (pyarrow 24
+        # refuses to write it, 25 writes what it cannot read). The dimension is in the field metadata.
+        vector = pa.list_(pa.float16())
+        meta = {"model": self.spec, "dim": str(self.embedder.dim)}
         self.side_fields = {
             self.dataset: (
-                pa.field("image_embedding", vector, metadata={"model": self.spec}),
-                pa.field("text_embedding", vector, metadata={"model": self.spec}),
+                pa.field("image_embedding", vector, metadata=meta),
+                pa.field("text_embedding", vector, metadata=meta),
             )
         }
 
@@ -56,11 +59,10 @@ class ClipScore(Annotator):
         }
 
 
-def _half_vectors(vectors: np.ndarray, rows: list[int], n: int) -> pa.FixedSizeListArray:
+def _half_vectors(vectors: np.ndarray, rows: list[int], n: int) -> pa.ListArray:
     """float16 vectors at `rows` of an n-row column, null elsewhere."""
-    dim = vectors.shape[1]
-    full = np.zeros((n, dim), np.float16)
-    full[rows] = vectors.astype(np.float16)
-    missing = np.ones(n, bool)
-    missing[rows] = False
-    return pa.FixedSizeListArray.from_arrays(pa.array(full.reshape(-1)), dim, mask=pa.array(missing))
+    present = np.zeros(n, bool)
+    present[rows] = True
+    offsets = np.r_[0, np.cumsum(present * vectors.shape[1])].astype(np.int32)
+    values = pa.array(vectors.astype(np.float16).reshape(-1), pa.float16())
+    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~present))

@@ -37,6 +37,11 @@ def caption_sharing_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> N
     runner.share_captions(layout, cfg, shards)
 
 
+@task(name="dedup", cache_policy=NONE)
+def dedup_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
+    runner.dedup(layout, cfg, shards)
+
+
 @task(name="finalize", cache_policy=NONE)
 def finalize_task(layout: Layout, run: dict, started: float) -> dict:
     return runner.finalize(layout, run, started)
@@ -71,7 +76,7 @@ def build_dataset(
     config_path: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict:
-    """Ingest -> download -> annotate -> caption sharing -> finalize into `out`; returns the manifest."""
+    """Ingest -> download -> annotate -> caption sharing -> dedup -> finalize into `out`; returns the manifest."""
     started = time.time()
     cfg = config_for(input_path, config_path, overrides)
     layout = Layout(out)
@@ -80,6 +85,7 @@ def build_dataset(
     download_task(layout, cfg, shards)
     annotate_task(layout, cfg, shards, run)
     caption_sharing_task(layout, cfg, shards)
+    dedup_task(layout, cfg, shards)
     manifest = finalize_task(layout, run, started)
     create_markdown_artifact(summary_markdown(out, manifest), key="pairsmith-run-summary")
     return manifest

@@ -6,6 +6,7 @@
     OUT/images/SHARD.tar              webdataset tar of the stored images
     OUT/embeddings/ALIAS/SHARD.parquet  CLIP embeddings per model, row-aligned with data/SHARD
     OUT/data/SHARD.parquet            final annotated rows (the record contract)
+    OUT/_work/dedup/centroids.npy     SemDeDup's k-means centroids (the dedup stage)
     OUT/manifest.json                 counts, config hash, versions, model ids, wall time
 
 Every file is written under a temporary name and renamed, so a killed run leaves either the whole
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -67,6 +69,15 @@ class Layout:
     @property
     def sharing_done(self) -> str:
         return self._join("_work", "caption_sharing_DONE.json")
+
+    @property
+    def dedup_done(self) -> str:
+        return self._join("_work", "dedup_DONE.json")
+
+    @property
+    def centroids(self) -> str:
+        """SemDeDup's k-means centroids (numpy .npy), read by every worker of the dedup stage."""
+        return self._join("_work", "dedup", "centroids.npy")
 
     @property
     def run_file(self) -> str:
@@ -128,3 +139,10 @@ def read_parquet(path: str) -> pa.Table:
     fs, p = fsspec.core.url_to_fs(path)
     with fs.open(p, "rb") as f:
         return pq.read_table(f)
+
+
+def write_npy(array, path: str) -> None:
+    """Write a numpy array atomically."""
+    fs, _ = fsspec.core.url_to_fs(path)
+    with atomic_path(path) as tmp, fs.open(tmp, "wb") as f:
+        np.save(f, array)

@@ -12,12 +12,15 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pairsmith.filters import build_annotators, check_models
+from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines.annotate import provenance
+from pairsmith.pipelines.dedup import Deduplicate
 from pairsmith.pipelines.finalize import write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
-from pairsmith.pipelines.layout import Layout, read_json, write_json
+from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
 from pairsmith.pipelines.progress import shard_progress
 from pairsmith.pipelines.run_state import check_output, claim_output
+from pairsmith.pipelines.semantic_clusters import train_centroids
 from pairsmith.pipelines.stages import (
     AnnotateShardFn,
     DownloadShardFn,
@@ -100,6 +103,30 @@ def share_captions(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     write_json({"shards": shards}, layout.sharing_done)
 
 
+def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
+    """The global dedup stage (once: a finished one is not redone). k-means for SemDeDup trains here,
+    on a sample, and its centroids go to a file that every worker reads."""
+    if layout.exists(layout.dedup_done) or not shards:
+        return
+    primary = clip_models(cfg.models)[0].alias if clip_models(cfg.models) else None
+    centroids_path = None
+    if "semantic" in cfg.dedup.kinds and primary is not None:
+        centroids = train_centroids(layout, primary, shards, cfg.dedup.semantic_clusters, cfg.dedup.seed)
+        if centroids is not None:
+            centroids_path = layout.centroids
+            write_npy(centroids, centroids_path)
+    with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
+        _ = (
+            p
+            | "Shards" >> beam.Create(shards)
+            | "Dedup" >> Deduplicate(layout, cfg.dedup, primary, centroids_path)
+        )
+    write_json(
+        {"shards": shards, "semantic_clusters": None if centroids_path is None else len(centroids)},
+        layout.dedup_done,
+    )
+
+
 def finalize(layout: Layout, run: dict, started: float) -> dict:
     return write_manifest(layout, run, run["model_ids"], started)
 
@@ -113,4 +140,5 @@ def run_all(cfg: RunConfig, out: str) -> dict:
     download(layout, cfg, shards)
     annotate(layout, cfg, shards, run)
     share_captions(layout, cfg, shards)
+    dedup(layout, cfg, shards)
     return finalize(layout, run, started)

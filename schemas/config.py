@@ -64,6 +64,11 @@ class DownloadConfig(_Strict):
         description="X-Robots-Tag directives that block a URL (img2dataset's default list).",
     )
 
+    @field_validator("resize_mode", mode="before")
+    @classmethod
+    def _yaml_no(cls, value):
+        return "no" if value is False else value  # YAML reads a bare `no` as false
+
 
 class AnnotateConfig(_Strict):
     """The annotate stage."""
@@ -109,6 +114,33 @@ class ModelsConfig(_Strict):
     threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0: torch's default.")
 
 
+class DedupConfig(_Strict):
+    """The global near-duplicate stage (see `pipelines/dedup.py`)."""
+
+    kinds: list[Literal["exact", "image", "caption", "semantic"]] = Field(
+        default_factory=lambda: ["exact", "image", "caption", "semantic"],
+        description="Which kinds of groups to compute; the others stay null.",
+    )
+    mark: list[Literal["exact", "image", "caption", "semantic"]] = Field(
+        default_factory=lambda: ["exact", "image", "semantic"],
+        description="Kinds whose groups (joined) keep one row and set `is_duplicate` on the others. Caption "
+        "groups are annotated but not marked by default: a stock caption on distinct images is not a copy.",
+    )
+    phash_distance: int = Field(
+        6, ge=0, le=15, description="Max Hamming distance of near-duplicate pHashes (64 bits)."
+    )
+    caption_jaccard: float = Field(0.7, gt=0, le=1, description="MinHash LSH Jaccard threshold.")
+    caption_shingle_words: int = Field(2, ge=1, le=5, description="Words per caption shingle.")
+    minhash_perms: int = Field(128, ge=16, le=1024, description="MinHash permutations.")
+    semantic_eps: float = Field(
+        0.00095, gt=0, lt=1, description="SemDeDup: duplicates have cosine > 1 - eps (paper: 0.00095 to 0.03)."
+    )
+    semantic_clusters: int = Field(
+        0, ge=0, description="k-means clusters; 0: one per ~1000 embeddings (SemDeDup: 50k for 440M)."
+    )
+    seed: int = 0
+
+
 class RunnerConfig(_Strict):
     """Which Beam runner executes the stages; the options are passed to Beam verbatim."""
 
@@ -123,6 +155,7 @@ class RunConfig(_Strict):
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
     def output_affecting(self) -> dict[str, Any]:

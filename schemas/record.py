@@ -185,6 +185,61 @@ FIELDS: tuple[pa.Field, ...] = (
         "ALIGN's rules: short side > 200 px, aspect ratio < 3, 3..20 words, caption shared by at most 10 "
         "images (the last one filled by the global caption-sharing stage).",
     ),
+    _field(
+        "dup_exact_group",
+        pa.string(),
+        "dedup",
+        "Exact duplicates: rows with the same image bytes (sha256), the same normalised URL or the same "
+        "(URL, caption) share this id, the smallest uid among them (a row's own uid when it has no twin).",
+    ),
+    _field(
+        "dup_image_group",
+        pa.string(),
+        "dedup",
+        "Near-duplicate images: `phash` within Hamming distance `dedup.phash_distance`, joined transitively; "
+        "the smallest uid of the group; null without an image.",
+    ),
+    _field(
+        "dup_caption_group",
+        pa.string(),
+        "dedup",
+        "Near-duplicate captions: MinHash LSH over word shingles at Jaccard >= `dedup.caption_jaccard`; the "
+        "smallest uid of the group; null without a caption.",
+    ),
+    _field(
+        "dup_semantic_group",
+        pa.string(),
+        "dedup",
+        "SemDeDup: within a k-means cluster of the primary CLIP image embeddings, rows whose cosine exceeds "
+        "1 - `dedup.semantic_eps`, joined transitively; the smallest uid of the group; null without an embedding.",
+    ),
+    _field(
+        "dup_semantic_cluster",
+        pa.int32(),
+        "dedup",
+        "The row's spherical k-means cluster over the primary CLIP image embeddings (SemDeDup's first step).",
+    ),
+    _field(
+        "is_duplicate",
+        pa.bool_(),
+        "dedup",
+        "True for every row but one of each duplicate group (kinds in `dedup.mark`, joined); the kept row has "
+        "the highest `clip_score`, then the smallest uid.",
+    ),
+    _field(
+        "duplicate_kinds",
+        pa.list_(pa.string()),
+        "dedup",
+        "Why a duplicate row is one: the kinds (`exact`, `image`, `caption`, `semantic`) whose group it "
+        "shares with other rows; empty for kept and unique rows.",
+    ),
+    _field(
+        "duplicate_of",
+        pa.string(),
+        "dedup",
+        "uid of the row kept in this row's duplicate group (its own uid when it is the kept one); null when "
+        "the row has no duplicate.",
+    ),
     _field("run_id", pa.string(), "provenance", "Id of the run that wrote the row."),
     _field("config_hash", pa.string(), "provenance", "Hash of the run config that affects the output."),
     _field("pipeline_version", pa.string(), "provenance", "pairsmith version that wrote the row."),

@@ -1,0 +1,208 @@
+"""Wall time and peak memory of each dedup kind at 100k and 1M rows, against naive all-pairs.
+
+    python benchmarks/dedup_scale.py [--sizes 100000,1000000] [--naive 10000]
+
+Synthetic inputs: 64-bit pHashes, 128-value caption MinHash signatures and 512-d unit embeddings,
+each with 5 % exact copies and 10 % near copies (pHash: 1-6 bits flipped; MinHash: 15 % of values
+replaced; embeddings: noise at cosine ~0.9999, around 1 centre per 1000 rows). Each (kind, size)
+runs in a fresh process; the timed part runs the dedup stage's own functions (`pipelines/dedup.py`:
+band keys, bucket verification, star edges, union-find, SemDeDup k-means and per-cluster search)
+with GroupByKey done by a dict in one process, so what is measured is the algorithm, not Beam's
+DirectRunner. Peak memory is the process's peak RSS, synthetic input included (its size is shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+from apache_beam.pvalue import TaggedOutput
+
+from pairsmith.pipelines import dedup
+from pairsmith.pipelines import near_duplicates as nd
+from pairsmith.pipelines.semantic_clusters import (
+    MAX_POINTS_PER_CENTROID,
+    cluster_count,
+    nearest_centroid,
+    spherical_kmeans,
+)
+
+PHASH_DISTANCE, JACCARD, PERMS, EPS = 6, 0.7, 128, 0.03
+
+
+def _with_copies(base: np.ndarray, rng: np.random.Generator, near) -> np.ndarray:
+    """Overwrite 5 % of rows with exact copies and 10 % with `near(copy)` of other rows."""
+    n = len(base)
+    exact, close = rng.choice(n, n // 20, replace=False), rng.choice(n, n // 10, replace=False)
+    base[exact] = base[rng.integers(0, n, len(exact))]
+    base[close] = near(base[rng.integers(0, n, len(close))])
+    return base
+
+
+def synthetic(kind: str, n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "image":
+        values = rng.integers(0, np.iinfo(np.uint64).max, n, dtype=np.uint64, endpoint=True)
+
+        def flip(rows):
+            bits = rng.integers(0, 64, (len(rows), PHASH_DISTANCE)) * (
+                rng.random((len(rows), PHASH_DISTANCE)) < 0.6
+            )
+            masks = np.bitwise_or.reduce(np.left_shift(np.uint64(1), bits.astype(np.uint64)), axis=1)
+            return rows ^ masks
+
+        return _with_copies(values, rng, flip)
+    if kind == "caption":
+        signatures = rng.integers(0, 2**32, (n, PERMS), dtype=np.uint32)
+
+        def replace(rows):
+            rows = rows.copy()
+            mask = rng.random(rows.shape) < 0.15
+            rows[mask] = rng.integers(0, 2**32, mask.sum(), dtype=np.uint32)
+            return rows
+
+        return _with_copies(signatures, rng, replace)
+    centres = rng.standard_normal((max(1, n // 1000), 512)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.standard_normal((n, 512)).astype(
+        np.float32
+    )
+    vectors = _with_copies(
+        vectors, rng, lambda rows: rows + 0.01 * rng.standard_normal(rows.shape).astype(np.float32)
+    )
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _node(i: int) -> dedup.Node:
+    return (f"{i:016x}", "bench", i, 0.0)
+
+
+def _split(outputs) -> tuple[list, list]:
+    main, tagged = [], []
+    for out in outputs:
+        (tagged if isinstance(out, TaggedOutput) else main).append(
+            out.value if isinstance(out, TaggedOutput) else out
+        )
+    return main, tagged
+
+
+def banded(kind: str, data: np.ndarray) -> list:
+    """Exact values first, then band buckets and verification, as the Beam stage does."""
+    keys = data.tolist() if kind == "image" else [row.tobytes() for row in data]
+    grouped = nd.group_by_key((key, _node(i)) for i, key in enumerate(keys))
+    edges, distinct = _split(out for element in grouped.items() for out in dedup.rep_and_star(element, kind))
+    if kind == "image":
+        entries = (kv for e in distinct for kv in dedup.image_band_keys(e, PHASH_DISTANCE))
+        verify = lambda e: dedup.verify_image_bucket(e, PHASH_DISTANCE)  # noqa: E731
+    else:
+        bands, rows = nd.lsh_params(JACCARD, PERMS)
+        entries = (
+            kv
+            for key, rep in distinct
+            for kv in dedup.caption_band_keys((rep, np.frombuffer(key, np.uint32)), bands, rows)
+        )
+        verify = lambda e: dedup.verify_caption_bucket(e, JACCARD)  # noqa: E731
+    for element in nd.group_by_key(entries).items():
+        edges += verify(element)
+    return edges
+
+
+def semantic(data: np.ndarray) -> list:
+    """SemDeDup: k-means on a sample, nearest centroid per row, pairs inside each cluster."""
+    k = cluster_count(0, len(data))
+    sample = data[
+        np.random.default_rng(0).choice(len(data), min(len(data), k * MAX_POINTS_PER_CENTROID), replace=False)
+    ]
+    centroids = spherical_kmeans(sample, k, seed=0)
+    clusters = np.concatenate(
+        [nearest_centroid(centroids, data[s : s + 65536]) for s in range(0, len(data), 65536)]
+    )
+    grouped = nd.group_by_key((c, (_node(i), data[i])) for i, c in enumerate(clusters.tolist()))
+    return [edge for element in grouped.items() for edge in dedup.semantic_cluster_edges(element, EPS)]
+
+
+def naive(kind: str, data: np.ndarray) -> int:
+    """Every pair compared, in blocks: the method the banding avoids."""
+    found = 0
+    for start in range(0, len(data), 512):
+        block = data[start : start + 512]
+        if kind == "image":
+            close = np.bitwise_count(block[:, None] ^ data[None, :]) <= PHASH_DISTANCE
+        elif kind == "caption":
+            close = (block[:, None, :] == data[None, :, :]).mean(axis=2) >= JACCARD
+        else:
+            close = block @ data.T > 1 - EPS
+        found += int(close.sum()) - len(block)
+    return found // 2
+
+
+def run_one(kind: str, n: int, method: str) -> dict:
+    data = synthetic(kind, n)
+    started = time.perf_counter()
+    if method == "naive":
+        pairs = naive(kind, data)
+        result = {"pairs": pairs}
+    else:
+        edges = semantic(data) if kind == "semantic" else banded(kind, data)
+        marks = list(dedup.components((kind, [edge for _, edge in edges])))
+        result = {"rows_in_groups": len(marks), "groups": len({m[1][3] for m in marks})}
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "kind": kind,
+        "n": n,
+        "method": method,
+        "seconds": seconds,
+        "peak_mb": peak,
+        "input_mb": data.nbytes / 2**20,
+    } | result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--naive", type=int, default=10000, help="rows for the all-pairs contrast")
+    parser.add_argument("--kinds", default="image,caption,semantic")
+    parser.add_argument("--one", nargs=3, metavar=("KIND", "N", "METHOD"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2])))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(
+        "| kind | method | rows | seconds | peak RSS MB | input MB | result |\n|---|---|---:|---:|---:|---:|---|"
+    )
+    for kind in args.kinds.split(","):
+        times = {}
+        for n, method in [(args.naive, "naive"), (args.naive, "banded"), *((n, "banded") for n in sizes)]:
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", kind, str(n), method],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            times[(n, method)] = r["seconds"]
+            extra = {
+                k: v
+                for k, v in r.items()
+                if k not in ("kind", "n", "method", "seconds", "peak_mb", "input_mb")
+            }
+            label = "all pairs" if method == "naive" else ("SemDeDup" if kind == "semantic" else "banded LSH")
+            print(
+                f"| {kind} | {label} | {n:,} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['input_mb']:.0f} | {extra} |",
+                flush=True,
+            )
+        if len(sizes) >= 2:
+            ratio = times[(sizes[-1], "banded")] / times[(sizes[0], "banded")]
+            print(f"| {kind} | t({sizes[-1]:,}) / t({sizes[0]:,}) | | **{ratio:.1f}** | | | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

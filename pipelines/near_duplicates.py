@@ -1,0 +1,166 @@
+"""Near-duplicate search without comparing all pairs: bucket by hash bands, verify inside buckets,
+join the verified pairs into groups.
+
+Plain functions over numpy arrays; `pipelines/dedup.py` runs them inside Beam (the buckets are
+GroupByKey keys) and `benchmarks/dedup_scale.py` times them.
+
+- pHash (64 bits, Hamming distance <= k): multi-index hashing. Split the bits into k + 1 bands; two
+  hashes within distance k agree exactly on at least one band (pigeonhole), so every such pair meets
+  in some band's bucket. Inside a bucket the same argument is applied again to the bits not yet known
+  equal, so a crowded bucket is split rather than compared pair by pair.
+- MinHash (Jaccard >= t): LSH with b bands of r rows (datasketch's optimum for t), verified by the
+  share of equal signature values.
+- Embeddings (cosine > 1 - eps): SemDeDup inside each k-means cluster, in blocks.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Hashable, Iterable, Iterator
+
+import numpy as np
+
+FULL_64 = (1 << 64) - 1
+BRUTE_FORCE_MAX = 64  # below this many values a bucket is compared pair by pair
+
+
+class UnionFind:
+    """Disjoint sets whose root is always the smallest member, so group ids do not depend on order."""
+
+    def __init__(self) -> None:
+        self.parent: dict = {}
+
+    def find(self, x):
+        parent = self.parent
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while x != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a, b) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            low, high = (ra, rb) if ra < rb else (rb, ra)
+            self.parent[high] = low
+            self.parent.setdefault(low, low)
+
+    def merge(self, other: UnionFind) -> None:
+        for node, parent in other.parent.items():
+            self.union(node, parent)
+
+    def roots(self) -> dict:
+        """Every member -> its group's root (the smallest member)."""
+        return {node: self.find(node) for node in self.parent}
+
+
+def star_edges(members: list, pairs: Iterable[tuple[int, int]]) -> list[tuple]:
+    """The groups that `pairs` (indices into `members`) form, as (root, member) edges: a group of n
+    members costs n - 1 edges however many pairs were verified."""
+    groups = UnionFind()
+    for i, j in pairs:
+        groups.union(members[i], members[j])
+    return [(root, node) for node, root in groups.roots().items() if node != root]
+
+
+# --- pHash: multi-index hashing ------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def split_mask(mask: int, parts: int) -> list[int]:
+    """The set bits of `mask` cut into `parts` runs of (nearly) equal length, as masks."""
+    bits = [b for b in range(64) if mask >> b & 1]
+    edges = np.linspace(0, len(bits), parts + 1).round().astype(int)
+    return [sum(1 << b for b in bits[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def phash_bands(value: int, max_distance: int) -> list[tuple[int, int]]:
+    """(band index, the hash's bits in that band): the bucket keys of one pHash."""
+    return [(j, value & band) for j, band in enumerate(split_mask(FULL_64, max_distance + 1))]
+
+
+def band_mask(index: int, max_distance: int) -> int:
+    return split_mask(FULL_64, max_distance + 1)[index]
+
+
+def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(a[:, None] ^ b[None, :])
+
+
+def close_pairs(values: np.ndarray, max_distance: int, free: int = FULL_64) -> Iterator[tuple[int, int]]:
+    """Index pairs (i < j) of `values` (uint64) within Hamming distance `max_distance`, given that all
+    values agree outside the bits of `free`. Each pair once."""
+    n = len(values)
+    if n < 2:
+        return
+    if n <= BRUTE_FORCE_MAX or bin(free).count("1") <= max_distance:
+        i, j = np.nonzero(np.triu(_hamming(values, values) <= max_distance, k=1))
+        yield from zip(i.tolist(), j.tolist(), strict=True)
+        return
+    parts = split_mask(free, max_distance + 1)
+    masks = np.array(parts, dtype=np.uint64)
+    for p, part in enumerate(parts):
+        keys = values & np.uint64(part)
+        order = np.argsort(keys, kind="stable")
+        starts = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1]])
+        for group in np.split(order, starts[1:]):
+            if len(group) < 2:
+                continue
+            for a, b in close_pairs(values[group], max_distance, free & ~part):
+                i, j = sorted((int(group[a]), int(group[b])))
+                # report a pair only in the first part where it agrees (it may agree on several)
+                if p == 0 or np.all((values[i] ^ values[j]) & masks[:p]):
+                    yield i, j
+
+
+# --- MinHash LSH ---------------------------------------------------------------------------------
+
+
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) minimising false positives + negatives at `threshold` (datasketch's optimum)."""
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+
+
+def minhash_bands(signature: np.ndarray, bands: int, rows: int) -> list[tuple[int, bytes]]:
+    """(band index, the band's rows as bytes): the bucket keys of one MinHash signature."""
+    return [(b, signature[b * rows : (b + 1) * rows].tobytes()) for b in range(bands)]
+
+
+def similar_signature_pairs(signatures: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Index pairs (i < j) whose estimated Jaccard (share of equal MinHash values) >= threshold."""
+    pairs = []
+    for start in range(0, len(signatures), 256):  # blocks keep memory flat in a crowded bucket
+        block = signatures[start : start + 256]
+        agree = (block[:, None, :] == signatures[None, :, :]).mean(axis=2) >= threshold
+        i, j = np.nonzero(agree)
+        i = i + start
+        keep = i < j
+        pairs += zip(i[keep].tolist(), j[keep].tolist(), strict=True)
+    return pairs
+
+
+# --- Embeddings: SemDeDup inside a cluster -------------------------------------------------------
+
+
+def semantic_pairs(vectors: np.ndarray, eps: float, block: int = 1024) -> list[tuple[int, int]]:
+    """Index pairs (i < j) of unit vectors with cosine > 1 - eps, computed block by block."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    pairs = []
+    for start in range(0, len(vectors), block):
+        sims = vectors[start : start + block] @ vectors.T
+        i, j = np.nonzero(sims > 1 - eps)
+        i = i + start
+        keep = i < j
+        pairs += zip(i[keep].tolist(), j[keep].tolist(), strict=True)
+    return pairs
+
+
+def group_by_key(items: Iterable[tuple[Hashable, object]]) -> dict[Hashable, list]:
+    """What GroupByKey does, in one process (for benchmarks and tests of the functions above)."""
+    groups: dict[Hashable, list] = {}
+    for key, value in items:
+        groups.setdefault(key, []).append(value)
+    return groups

@@ -1,0 +1,156 @@
+"""Dedup: the search functions against all-pairs truth, and the global stage on a real run."""
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import LOCAL
+
+from pairsmith.flows.demo_site import LocalImageServer, write_pairs_parquet
+from pairsmith.pipelines import near_duplicates as nd
+from pairsmith.pipelines import runner
+from pairsmith.pipelines.dedup_keys import minhash_signature, normalise_url
+from pairsmith.pipelines.layout import Layout
+from pairsmith.schemas.config import load_config
+
+
+def _planted_hashes(seed: int, n: int = 3000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, np.iinfo(np.uint64).max, n, dtype=np.uint64, endpoint=True)
+    for i in range(0, 600, 2):  # near copies 0-11 bits away
+        flips = rng.choice(64, int(rng.integers(0, 12)), replace=False)
+        values[i + 1] = values[i] ^ np.uint64(sum(1 << int(f) for f in flips))
+    return np.unique(values)
+
+
+@pytest.mark.parametrize("distance", [1, 3, 6, 10])
+def test_banded_phash_search_finds_exactly_the_pairs_all_pairs_finds(distance):
+    values = _planted_hashes(distance)
+    truth = np.triu(np.bitwise_count(values[:, None] ^ values[None, :]) <= distance, k=1)
+    want = set(zip(*(a.tolist() for a in np.nonzero(truth)), strict=True))
+    buckets = nd.group_by_key(
+        (band, i) for i, v in enumerate(values.tolist()) for band in nd.phash_bands(v, distance)
+    )
+    found = set()
+    for (band, _), members in buckets.items():
+        members = np.array(members)
+        free = nd.FULL_64 & ~nd.band_mask(band, distance)
+        found |= {
+            tuple(sorted((int(members[a]), int(members[b]))))
+            for a, b in nd.close_pairs(values[members], distance, free)
+        }
+    assert len(want) > 10
+    assert found == want
+
+
+def test_groups_are_named_by_their_smallest_member_whatever_the_order():
+    groups = nd.UnionFind()
+    for a, b in [("d", "c"), ("c", "b"), ("x", "y"), ("b", "e")]:
+        groups.union(a, b)
+    assert groups.roots() == {"b": "b", "c": "b", "d": "b", "e": "b", "x": "x", "y": "x"}
+    assert sorted(nd.star_edges(["q", "p", "r"], [(0, 1), (1, 2)])) == [("p", "q"), ("p", "r")]
+
+
+def test_url_normalisation_keeps_what_names_a_different_resource():
+    assert (
+        normalise_url("HTTP://Ex.COM:80/a/b.jpg?y=2&x=1&utm_source=feed#top")
+        == "http://ex.com/a/b.jpg?x=1&y=2"
+    )
+    assert normalise_url("https://ex.com:8443/a.jpg") == "https://ex.com:8443/a.jpg"
+    assert normalise_url("https://ex.com/A.jpg") != normalise_url(
+        "https://ex.com/a.jpg"
+    )  # paths are case-sensitive
+    assert normalise_url("") is None
+
+
+def test_minhash_agreement_estimates_jaccard_of_word_shingles():
+    def agreement(a, b):
+        return float((minhash_signature(a, 1, 256, 0) == minhash_signature(b, 1, 256, 0)).mean())
+
+    base = "a quiet harbour beside a vivid violin on a monday morning near the old canyon"
+    assert agreement(base, base.upper() + "!") == 1.0  # case and punctuation do not count
+    near = agreement(base, base + " stock photo")  # 12 of 14 distinct words shared: J = 0.857
+    assert 0.75 < near < 0.95
+    assert agreement(base, "a red car parked on the street in the rain") < 0.3
+
+
+def test_semantic_and_signature_pairs_follow_their_thresholds():
+    vectors = np.eye(4, dtype=np.float32)
+    vectors[1] = vectors[0] + 0.01 * np.array([0, 1, 0, 0])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert nd.semantic_pairs(vectors, eps=0.001) == [(0, 1)]
+    signatures = np.array([[1, 2, 3, 4], [1, 2, 3, 9], [7, 8, 9, 10]], dtype=np.uint32)
+    assert nd.similar_signature_pairs(signatures, 0.75) == [(0, 1)]
+    assert nd.similar_signature_pairs(signatures, 0.8) == []
+
+
+@pytest.fixture(scope="module")
+def deduplicated(tmp_path_factory, demo_routes_and_pairs):
+    """The small demo site through the whole pipeline: photos, their resized and recompressed copies,
+    byte-identical copies under other URLs, and toy scenes."""
+    routes, pairs = demo_routes_and_pairs
+    folder = tmp_path_factory.mktemp("dedup")
+    with LocalImageServer(dict(routes)) as server:
+        write_pairs_parquet(pairs, server.base_url, folder / "pairs.parquet")
+        cfg = load_config(None, [f"input.path={folder / 'pairs.parquet'}", "input.shard_size=25", *LOCAL])
+        runner.run_all(cfg, str(folder / "out"))
+    return folder / "out", cfg
+
+
+def _read(out) -> pl.DataFrame:
+    return pl.read_parquet(f"{out}/data/*.parquet").sort("source_row")
+
+
+def test_resized_and_recompressed_copies_join_their_photo_and_distinct_photos_stay_apart(deduplicated):
+    df = _read(deduplicated[0]).filter(pl.col("status") == "success")
+    df = df.with_columns(name=pl.col("url").str.extract(r"/(?:photo|near|wrong)/([a-z_]+)"))
+    photos = df.filter(pl.col("kind") == "photo")
+    group_of = dict(zip(photos["name"], photos["dup_image_group"], strict=True))
+    assert len(set(group_of.values())) == len(group_of)  # distinct photos: distinct groups
+    near = df.filter(pl.col("kind") == "near_duplicate")
+    assert near.height >= 30
+    assert [group_of[n] for n in near["name"]] == near["dup_image_group"].to_list()
+
+
+def test_one_row_is_kept_per_group_the_best_scored(deduplicated):
+    df = _read(deduplicated[0])
+    assert df.height == len(df["source_row"].unique())  # nothing lost
+    grouped = df.filter(pl.col("duplicate_of").is_not_null()).group_by("duplicate_of")
+    for kept_uid, members in grouped:
+        kept = members.filter(~pl.col("is_duplicate"))
+        assert kept.height == 1 and kept["uid"][0] == kept_uid[0]
+        assert kept["clip_score"][0] == members["clip_score"].max()
+        assert all(members.filter(pl.col("is_duplicate"))["duplicate_kinds"].to_list())
+    unique = df.filter(pl.col("duplicate_of").is_null())
+    assert not unique["is_duplicate"].any() and unique.height > 0
+
+
+def test_byte_identical_copies_share_the_exact_group(deduplicated):
+    df = _read(deduplicated[0]).filter(pl.col("status") == "success")
+    for _, rows in df.group_by("sha256"):
+        assert rows["dup_exact_group"].n_unique() == 1
+        assert rows["dup_exact_group"][0] == rows["uid"].min()
+    assert df["dup_semantic_cluster"].null_count() == 0
+
+
+def test_rerun_on_the_multiprocess_runner_gives_the_same_groups(deduplicated):
+    out, cfg = deduplicated
+    before = _read(out)
+    layout = Layout(str(out))
+    layout.fs.rm(layout.dedup_done)
+    cfg = cfg.model_copy(
+        update={
+            "runner": cfg.runner.model_copy(
+                update={"options": ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]}
+            )
+        }
+    )
+    runner.dedup(layout, cfg, layout.shards("data"))
+    after = _read(out)
+    columns = [
+        "dup_exact_group",
+        "dup_image_group",
+        "dup_caption_group",
+        "dup_semantic_group",
+        "is_duplicate",
+    ]
+    assert before.select(columns).equals(after.select(columns))
