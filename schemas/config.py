@@ -133,7 +133,10 @@ class DedupConfig(_Strict):
     caption_shingle_words: int = Field(2, ge=1, le=5, description="Words per caption shingle.")
     minhash_perms: int = Field(128, ge=16, le=1024, description="MinHash permutations.")
     semantic_eps: float = Field(
-        0.00095, gt=0, lt=1, description="SemDeDup: duplicates have cosine > 1 - eps (paper: 0.00095 to 0.03)."
+        0.00095,
+        gt=0,
+        lt=1,
+        description="SemDeDup: duplicates have cosine > 1 - eps (paper: 0.00095 to 0.03).",
     )
     semantic_clusters: int = Field(
         0, ge=0, description="k-means clusters; 0: one per ~1000 embeddings (SemDeDup: 50k for 440M)."
