@@ -27,6 +27,7 @@ from pairsmith.pipelines import dedup
 from pairsmith.pipelines import near_duplicates as nd
 from pairsmith.pipelines.semantic_clusters import (
     MAX_POINTS_PER_CENTROID,
+    centroid_index,
     cluster_count,
     nearest_centroid,
     spherical_kmeans,
@@ -117,9 +118,9 @@ def semantic(data: np.ndarray) -> list:
     sample = data[
         np.random.default_rng(0).choice(len(data), min(len(data), k * MAX_POINTS_PER_CENTROID), replace=False)
     ]
-    centroids = spherical_kmeans(sample, k, seed=0)
+    index = centroid_index(spherical_kmeans(sample, k, seed=0))
     clusters = np.concatenate(
-        [nearest_centroid(centroids, data[s : s + 65536]) for s in range(0, len(data), 65536)]
+        [nearest_centroid(index, data[s : s + 65536]) for s in range(0, len(data), 65536)]
     )
     grouped = nd.group_by_key((c, (_node(i), data[i])) for i, c in enumerate(clusters.tolist()))
     return [edge for element in grouped.items() for edge in dedup.semantic_cluster_edges(element, EPS)]
@@ -140,7 +141,47 @@ def naive(kind: str, data: np.ndarray) -> int:
     return found // 2
 
 
+def kmeans_from_side_dataset(n: int) -> dict:
+    """`train_centroids` as the stage runs it, on a real side dataset written 10k rows at a time (so
+    the process never holds the embeddings): its peak memory is k-means' own."""
+    import tempfile
+
+    import pyarrow as pa
+
+    from pairsmith.pipelines.layout import Layout, write_parquet
+    from pairsmith.pipelines.semantic_clusters import train_centroids
+
+    with tempfile.TemporaryDirectory() as tmp:
+        layout, shards = Layout(tmp), []
+        for start in range(0, n, 10_000):
+            block = synthetic("semantic", min(10_000, n - start), seed=start).astype(np.float16)
+            offsets = pa.array(np.arange(0, block.size + 1, block.shape[1], dtype=np.int32))
+            shards.append(f"{start // 10_000:05d}")
+            table = pa.table(
+                {"image_embedding": pa.ListArray.from_arrays(offsets, pa.array(block.reshape(-1)))}
+            )
+            write_parquet(table, layout.side_shard("embeddings/bench", shards[-1]))
+        before = _rss_mb()
+        started = time.perf_counter()
+        centroids = train_centroids(layout, "bench", shards, 0, seed=0)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "seconds": seconds,
+        "peak_mb": peak,
+        "kmeans_added_mb": round(peak - before),
+        "clusters": len(centroids),
+    }
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def run_one(kind: str, n: int, method: str) -> dict:
+    if method == "kmeans":
+        return {"kind": kind, "n": n, "method": method, "input_mb": 0} | kmeans_from_side_dataset(n)
     data = synthetic(kind, n)
     started = time.perf_counter()
     if method == "naive":
@@ -169,6 +210,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--naive", type=int, default=10000, help="rows for the all-pairs contrast")
     parser.add_argument("--kinds", default="image,caption,semantic")
+    parser.add_argument("--no-kmeans", action="store_true", help="skip timing k-means alone")
     parser.add_argument("--one", nargs=3, metavar=("KIND", "N", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -180,7 +222,10 @@ def main() -> None:
     )
     for kind in args.kinds.split(","):
         times = {}
-        for n, method in [(args.naive, "naive"), (args.naive, "banded"), *((n, "banded") for n in sizes)]:
+        runs = [(args.naive, "naive"), (args.naive, "banded"), *((n, "banded") for n in sizes)]
+        for n, method in runs + (
+            [(n, "kmeans") for n in sizes] if kind == "semantic" and not args.no_kmeans else []
+        ):
             out = subprocess.run(
                 [sys.executable, __file__, "--one", kind, str(n), method],
                 capture_output=True,
@@ -194,7 +239,9 @@ def main() -> None:
                 for k, v in r.items()
                 if k not in ("kind", "n", "method", "seconds", "peak_mb", "input_mb")
             }
-            label = "all pairs" if method == "naive" else ("SemDeDup" if kind == "semantic" else "banded LSH")
+            label = {"naive": "all pairs", "kmeans": "k-means alone, from side shards"}.get(
+                method, "SemDeDup" if kind == "semantic" else "banded LSH"
+            )
             print(
                 f"| {kind} | {label} | {n:,} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['input_mb']:.0f} | {extra} |",
                 flush=True,

@@ -60,6 +60,10 @@ def summary_markdown(out: str, manifest: dict) -> str:
     total = max(manifest["output_rows"], 1)
     for status, count in manifest["rows_per_status"].items():
         lines.append(f"| {status} | {count} | {count / total:.1%} |")
+    lines += [
+        "",
+        f"Duplicates: {manifest['duplicate_rows']} rows marked `is_duplicate` (one row per group kept).",
+    ]
     return "\n".join(lines)
 
 

@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace) -> None:
 def _print_done(out: str, manifest: dict) -> None:
     counts = ", ".join(f"{k}: {v}" for k, v in manifest["rows_per_status"].items())
     print(f"\ndone: {manifest['output_rows']} rows ({counts}) in {manifest['wall_time_s']:.0f} s")
+    print(f"duplicates: {manifest['duplicate_rows']} rows marked (one row of each group kept)")
     print(f"output:   {out}/data/*.parquet   (manifest: {out}/manifest.json)")
     print(f"look:     pairsmith stats {out}")
     print(f"polars:   python -c 'import polars as pl; print({EXAMPLE_QUERY.format(data=out + '/data')})'")

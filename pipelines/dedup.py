@@ -32,7 +32,7 @@ from pairsmith.pipelines.dedup_keys import (
     phash_keys,
 )
 from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
-from pairsmith.pipelines.semantic_clusters import nearest_centroid, shard_embeddings
+from pairsmith.pipelines.semantic_clusters import centroid_index, nearest_centroid, shard_embeddings
 from pairsmith.schemas.config import DedupConfig
 
 KINDS = ("exact", "image", "caption", "semantic")
@@ -106,13 +106,13 @@ class AssignClusters(beam.DoFn):
         import fsspec
 
         with fsspec.open(self.centroids_path, "rb") as f:
-            self.centroids = np.load(f)
+            self.index = centroid_index(np.load(f))
 
     def process(self, shard: str):
         rows, vectors = shard_embeddings(self.layout, self.alias, shard)
         if not len(rows):
             return
-        clusters = nearest_centroid(self.centroids, vectors)
+        clusters = nearest_centroid(self.index, vectors)
         data = read_parquet(self.layout.data_shard(shard)).select(["uid", "clip_score"])
         uids, scores = data.column("uid").to_pylist(), data.column("clip_score").to_pylist()
         for row, cluster, vector in zip(rows.tolist(), clusters.tolist(), vectors, strict=True):

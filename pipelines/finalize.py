@@ -19,16 +19,19 @@ class RowConservationError(RuntimeError):
     """Output rows differ from input rows: a bug, reported loudly."""
 
 
-def _rows(layout: Layout, kind: str, path_of) -> tuple[int, Counter]:
-    total, statuses = 0, Counter()
+def _rows(layout: Layout, kind: str, path_of) -> tuple[int, Counter, int]:
+    """(rows, rows per status, rows marked duplicate) over the shards of `kind`."""
+    total, statuses, duplicates = 0, Counter(), 0
     for shard in layout.shards(kind):
         fs, path = fsspec.core.url_to_fs(path_of(shard))
         with fs.open(path, "rb") as f:
             pf = pq.ParquetFile(f)
             total += pf.metadata.num_rows
             if kind == "data":
-                statuses.update(pf.read(columns=["status"]).column("status").to_pylist())
-    return total, statuses
+                table = pf.read(columns=["status", "is_duplicate"])
+                statuses.update(table.column("status").to_pylist())
+                duplicates += sum(v is True for v in table.column("is_duplicate").to_pylist())
+    return total, statuses, duplicates
 
 
 def _versions() -> dict[str, str]:
@@ -40,14 +43,15 @@ def _versions() -> dict[str, str]:
 
 def write_manifest(layout: Layout, run: dict, model_ids: dict[str, str], started: float) -> dict:
     """Count rows per status, check that every input row is in the output, write the manifest."""
-    input_rows, _ = _rows(layout, "input", layout.input_shard)
-    output_rows, statuses = _rows(layout, "data", layout.data_shard)
+    input_rows, _, _ = _rows(layout, "input", layout.input_shard)
+    output_rows, statuses, duplicates = _rows(layout, "data", layout.data_shard)
     if output_rows != input_rows or layout.shards("data") != layout.shards("input"):
         raise RowConservationError(f"{input_rows} input rows but {output_rows} output rows in {layout.root}")
     manifest = {
         "input_rows": input_rows,
         "output_rows": output_rows,
         "rows_per_status": dict(sorted(statuses.items())),
+        "duplicate_rows": duplicates,
         "shards": len(layout.shards("data")),
         "run_id": run["run_id"],
         "config_hash": run["config_hash"],

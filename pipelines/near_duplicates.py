@@ -16,12 +16,12 @@ GroupByKey keys) and `benchmarks/dedup_scale.py` times them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 
 FULL_64 = (1 << 64) - 1
-BRUTE_FORCE_MAX = 64  # below this many values a bucket is compared pair by pair
+BRUTE_FORCE_MAX = 64  # up to this many values a bucket is compared pair by pair
 
 
 class UnionFind:
@@ -55,11 +55,11 @@ class UnionFind:
         return {node: self.find(node) for node in self.parent}
 
 
-def star_edges(members: list, pairs: Iterable[tuple[int, int]]) -> list[tuple]:
+def star_edges(members: list, pairs: Iterable) -> list[tuple]:
     """The groups that `pairs` (indices into `members`) form, as (root, member) edges: a group of n
     members costs n - 1 edges however many pairs were verified."""
     groups = UnionFind()
-    for i, j in pairs:
+    for i, j in np.asarray(pairs, dtype=np.int64).reshape(-1, 2).tolist():
         groups.union(members[i], members[j])
     return [(root, node) for node, root in groups.roots().items() if node != root]
 
@@ -88,30 +88,46 @@ def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(a[:, None] ^ b[None, :])
 
 
-def close_pairs(values: np.ndarray, max_distance: int, free: int = FULL_64) -> Iterator[tuple[int, int]]:
-    """Index pairs (i < j) of `values` (uint64) within Hamming distance `max_distance`, given that all
-    values agree outside the bits of `free`. Each pair once."""
+def _pairs_within_groups(group_id: np.ndarray, members: np.ndarray, longest: int) -> np.ndarray:
+    """Every pair of positions that share a group id, for ids sorted so that groups are contiguous;
+    vectorised by the distance d between the two positions (1 .. longest - 1)."""
+    found = [np.empty((0, 2), dtype=np.int64)]
+    for d in range(1, longest):
+        a = np.flatnonzero((group_id[:-d] == group_id[d:]) & members[:-d])
+        found.append(np.stack([a, a + d], axis=1))
+    return np.concatenate(found)
+
+
+def close_pairs(values: np.ndarray, max_distance: int, free: int = FULL_64) -> np.ndarray:
+    """Index pairs (i < j), as an (m, 2) array, of `values` (uint64) within Hamming distance
+    `max_distance`, given that all values agree outside the bits of `free`. Each pair once."""
     n = len(values)
-    if n < 2:
-        return
     if n <= BRUTE_FORCE_MAX or bin(free).count("1") <= max_distance:
-        i, j = np.nonzero(np.triu(_hamming(values, values) <= max_distance, k=1))
-        yield from zip(i.tolist(), j.tolist(), strict=True)
-        return
+        return np.argwhere(np.triu(_hamming(values, values) <= max_distance, k=1))
     parts = split_mask(free, max_distance + 1)
     masks = np.array(parts, dtype=np.uint64)
+    found = []
     for p, part in enumerate(parts):
         keys = values & np.uint64(part)
         order = np.argsort(keys, kind="stable")
-        starts = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1]])
-        for group in np.split(order, starts[1:]):
-            if len(group) < 2:
-                continue
-            for a, b in close_pairs(values[group], max_distance, free & ~part):
-                i, j = sorted((int(group[a]), int(group[b])))
-                # report a pair only in the first part where it agrees (it may agree on several)
-                if p == 0 or np.all((values[i] ^ values[j]) & masks[:p]):
-                    yield i, j
+        ordered = keys[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        group_id = np.repeat(np.arange(len(starts)), sizes)
+        crowded = sizes > BRUTE_FORCE_MAX
+        pairs = [
+            order[_pairs_within_groups(group_id, ~crowded[group_id], int(sizes[~crowded].max(initial=1)))]
+        ]
+        for start, size in zip(starts[crowded].tolist(), sizes[crowded].tolist(), strict=True):
+            group = order[start : start + size]  # split again on the bits not yet known equal
+            pairs.append(group[close_pairs(values[group], max_distance, free & ~part)])
+        pairs = np.sort(np.concatenate(pairs), axis=1)
+        differ = values[pairs[:, 0]] ^ values[pairs[:, 1]]
+        keep = np.bitwise_count(differ) <= max_distance
+        if p:  # report a pair only in the first part where it agrees
+            keep &= np.all(differ[:, None] & masks[None, :p] != 0, axis=1)
+        found.append(pairs[keep])
+    return np.concatenate(found)
 
 
 # --- MinHash LSH ---------------------------------------------------------------------------------

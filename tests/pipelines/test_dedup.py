@@ -9,7 +9,7 @@ from pairsmith.flows.demo_site import LocalImageServer, write_pairs_parquet
 from pairsmith.pipelines import near_duplicates as nd
 from pairsmith.pipelines import runner
 from pairsmith.pipelines.dedup_keys import minhash_signature, normalise_url
-from pairsmith.pipelines.layout import Layout
+from pairsmith.pipelines.layout import Layout, read_json
 from pairsmith.schemas.config import load_config
 
 
@@ -122,6 +122,8 @@ def test_one_row_is_kept_per_group_the_best_scored(deduplicated):
         assert all(members.filter(pl.col("is_duplicate"))["duplicate_kinds"].to_list())
     unique = df.filter(pl.col("duplicate_of").is_null())
     assert not unique["is_duplicate"].any() and unique.height > 0
+    manifest = read_json(Layout(str(deduplicated[0])).manifest)
+    assert manifest["duplicate_rows"] == df["is_duplicate"].sum() > 0
 
 
 def test_byte_identical_copies_share_the_exact_group(deduplicated):
