@@ -55,23 +55,28 @@ def rep_and_star(element, kind: str) -> Iterator:
     yield beam.pvalue.TaggedOutput("distinct", (value, nodes[0]))
 
 
+def _verified_edges(kind: str, members, find_pairs, dtype=None) -> Iterator[tuple[str, tuple[Node, Node]]]:
+    """Star edges among the (node, payload) members of one bucket that `find_pairs` pairs up."""
+    members = sorted(members, key=lambda m: m[0])
+    if len(members) < 2:  # most buckets: nothing to compare
+        return
+    payloads = np.array([payload for _, payload in members], dtype=dtype)
+    for edge in nd.star_edges([node for node, _ in members], find_pairs(payloads)):
+        yield kind, edge
+
+
 def image_band_keys(element, max_distance: int):
     value, rep = element
     for band in nd.phash_bands(value, max_distance):
-        yield band, (value, rep)
+        yield band, (rep, value)
 
 
 def verify_image_bucket(element, max_distance: int):
     (band, _), members = element
-    members = list(members)
-    if len(members) < 2:  # most buckets: nothing to compare
-        return
-    members = sorted(members, key=lambda m: m[1])
-    values = np.array([v for v, _ in members], dtype=np.uint64)
     free = nd.FULL_64 & ~nd.band_mask(band, max_distance)
-    pairs = nd.close_pairs(values, max_distance, free)
-    for edge in nd.star_edges([rep for _, rep in members], pairs):
-        yield "image", edge
+    yield from _verified_edges(
+        "image", members, lambda values: nd.close_pairs(values, max_distance, free), dtype=np.uint64
+    )
 
 
 def caption_signature(element, cfg: DedupConfig):
@@ -87,13 +92,7 @@ def caption_band_keys(element, bands: int, rows: int):
 
 def verify_caption_bucket(element, threshold: float):
     _, members = element
-    members = list(members)
-    if len(members) < 2:  # most buckets: nothing to compare
-        return
-    members = sorted(members, key=lambda m: m[0])
-    signatures = np.stack([s for _, s in members])
-    for edge in nd.star_edges([rep for rep, _ in members], nd.similar_signature_pairs(signatures, threshold)):
-        yield "caption", edge
+    yield from _verified_edges("caption", members, lambda s: nd.similar_signature_pairs(s, threshold))
 
 
 class AssignClusters(beam.DoFn):
@@ -123,13 +122,7 @@ class AssignClusters(beam.DoFn):
 
 def semantic_cluster_edges(element, eps: float):
     _, members = element
-    members = list(members)
-    if len(members) < 2:  # most buckets: nothing to compare
-        return
-    members = sorted(members, key=lambda m: m[0])
-    vectors = np.stack([v for _, v in members]).astype(np.float32)
-    for edge in nd.star_edges([node for node, _ in members], nd.semantic_pairs(vectors, eps)):
-        yield "semantic", edge
+    yield from _verified_edges("semantic", members, lambda v: nd.semantic_pairs(v, eps), dtype=np.float32)
 
 
 def components(element) -> Iterator[tuple[str, tuple]]:

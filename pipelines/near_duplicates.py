@@ -21,7 +21,7 @@ from collections.abc import Hashable, Iterable
 import numpy as np
 
 FULL_64 = (1 << 64) - 1
-BRUTE_FORCE_MAX = 64  # up to this many values a bucket is compared pair by pair
+BRUTE_FORCE_MAX = 256  # up to this many values a bucket is compared pair by pair
 
 
 class UnionFind:
