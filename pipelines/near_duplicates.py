@@ -106,28 +106,26 @@ def close_pairs(values: np.ndarray, max_distance: int, free: int = FULL_64) -> n
         return np.argwhere(np.triu(_hamming(values, values) <= max_distance, k=1))
     parts = split_mask(free, max_distance + 1)
     masks = np.array(parts, dtype=np.uint64)
-    found = []
-    for p, part in enumerate(parts):
-        keys = values & np.uint64(part)
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        sizes = np.diff(np.r_[starts, n])
-        group_id = np.repeat(np.arange(len(starts)), sizes)
-        crowded = sizes > BRUTE_FORCE_MAX
-        pairs = [
-            order[_pairs_within_groups(group_id, ~crowded[group_id], int(sizes[~crowded].max(initial=1)))]
-        ]
-        for start, size in zip(starts[crowded].tolist(), sizes[crowded].tolist(), strict=True):
-            group = order[start : start + size]  # split again on the bits not yet known equal
-            pairs.append(group[close_pairs(values[group], max_distance, free & ~part)])
-        pairs = np.sort(np.concatenate(pairs), axis=1)
-        differ = values[pairs[:, 0]] ^ values[pairs[:, 1]]
-        keep = np.bitwise_count(differ) <= max_distance
-        if p:  # report a pair only in the first part where it agrees
-            keep &= np.all(differ[:, None] & masks[None, :p] != 0, axis=1)
-        found.append(pairs[keep])
-    return np.concatenate(found)
+    # all parts at once: rows sorted by (part, the value's bits in that part), so equal keys are adjacent
+    keys = (values[None, :] & masks[:, None]).ravel()
+    part = np.repeat(np.arange(len(parts)), n)
+    order = np.lexsort((keys, part))
+    keys, part, row = keys[order], part[order], np.tile(np.arange(n), len(parts))[order]
+    starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (part[1:] != part[:-1])])
+    sizes = np.diff(np.r_[starts, len(keys)])
+    group_id = np.repeat(np.arange(len(starts)), sizes)
+    crowded = sizes > BRUTE_FORCE_MAX
+    positions = _pairs_within_groups(group_id, ~crowded[group_id], int(sizes[~crowded].max(initial=1)))
+    pairs, found_in = [row[positions]], [part[positions[:, 0]]]
+    for start, size in zip(starts[crowded].tolist(), sizes[crowded].tolist(), strict=True):
+        group = row[start : start + size]  # split again on the bits not yet known equal
+        pairs.append(group[close_pairs(values[group], max_distance, free & ~parts[part[start]])])
+        found_in.append(np.full(len(pairs[-1]), part[start]))
+    pairs, found_in = np.sort(np.concatenate(pairs), axis=1), np.concatenate(found_in)
+    differ = values[pairs[:, 0]] ^ values[pairs[:, 1]]
+    first_agreeing = np.argmax((differ[:, None] & masks[None, :]) == 0, axis=1)
+    # a pair agreeing on several parts is found in each: keep it once, in the first
+    return pairs[(np.bitwise_count(differ) <= max_distance) & (first_agreeing == found_in)]
 
 
 # --- MinHash LSH ---------------------------------------------------------------------------------
