@@ -36,6 +36,25 @@ def demo_images() -> tuple[list[Image.Image], list[str]]:
     return images, captions
 
 
+def time_annotators(annotators, images, captions, batch_size: int) -> dict[str, float]:
+    """Seconds per annotator (by class name) over `images` in batches, and the whole pass (`total`)."""
+    cost = {type(a).__name__: 0.0 for a in annotators}
+    started = time.perf_counter()
+    for start in range(0, len(images), batch_size):
+        stop = min(start + batch_size, len(images))
+        batch = Batch(
+            {"caption": captions[start:stop], "original_width": [im.width for im in images[start:stop]],
+             "original_height": [im.height for im in images[start:stop]], "image_bytes": [10_000] * (stop - start)},
+            images[start:stop],
+        )  # fmt: skip
+        for annotator in annotators:
+            t = time.perf_counter()
+            for name, values in annotator(batch).items():
+                batch.columns[name] = values.to_pylist()
+            cost[type(annotator).__name__] += time.perf_counter() - t
+    return cost | {"total": time.perf_counter() - started}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -51,21 +70,8 @@ def main() -> None:
     images, captions = demo_images()
     n = len(images)
     sample = images[0]
-    cost = {type(a).__name__: 0.0 for a in annotators}
-    started = time.perf_counter()
-    for start in range(0, n, args.batch_size):
-        stop = min(start + args.batch_size, n)
-        batch = Batch(
-            {"caption": captions[start:stop], "original_width": [im.width for im in images[start:stop]],
-             "original_height": [im.height for im in images[start:stop]], "image_bytes": [10_000] * (stop - start)},
-            images[start:stop],
-        )  # fmt: skip
-        for annotator in annotators:
-            t = time.perf_counter()
-            for name, values in annotator(batch).items():
-                batch.columns[name] = values.to_pylist()
-            cost[type(annotator).__name__] += time.perf_counter() - t
-    total = time.perf_counter() - started
+    cost = time_annotators(annotators, images, captions, args.batch_size)
+    total = cost.pop("total")
     print(
         f"{n} demo images (e.g. {sample.width}x{sample.height}), profile {args.profile}, ocr {args.ocr}, batch {args.batch_size}"
     )

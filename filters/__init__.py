@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pairsmith.filters.base import Annotator
 from pairsmith.filters.clip_models import ModelLoadError
-from pairsmith.schemas.config import AnnotateConfig, ModelsConfig
+from pairsmith.schemas.config import AnnotateConfig, ModelsConfig, RecaptionConfig
 
 
-def build_annotators(models: ModelsConfig, annotate: AnnotateConfig) -> list[Annotator]:
+def build_annotators(
+    models: ModelsConfig, annotate: AnnotateConfig, recaption: RecaptionConfig | None = None
+) -> list[Annotator]:
     """The annotators of a run, in dependency order (later ones may read earlier columns).
 
     Cheap to call: models load in each annotator's `setup`, once per worker.
@@ -59,10 +61,13 @@ def build_annotators(models: ModelsConfig, annotate: AnnotateConfig) -> list[Ann
         heads.append(
             ClipEmbeddingHead("aesthetic_score", aesthetic, clips[configs.index(l14)], sigmoid=False)
         )
-    return [*cheap, BasicRules(), *clips, *heads]
+    from pairsmith.captioners.annotator import recaption_annotators
+
+    recaptioners = recaption_annotators(models, recaption, clips[0] if clips else None)
+    return [*cheap, BasicRules(), *clips, *heads, *recaptioners]
 
 
-def check_models(models: ModelsConfig) -> dict[str, str]:
+def check_models(models: ModelsConfig, recaption: RecaptionConfig | None = None) -> dict[str, str]:
     """Fail before any work if a model cannot be loaded here; returns what the manifest records."""
     from pairsmith.filters.clip_models import resolve
     from pairsmith.filters.named_weights import named_file
@@ -96,4 +101,7 @@ def check_models(models: ModelsConfig) -> dict[str, str]:
         ids["aesthetic"] = aesthetic
     else:
         ids["aesthetic"] = "none"
+    from pairsmith.captioners.annotator import check_captioner
+
+    ids["recaption"] = check_captioner(models, recaption if recaption is not None else RecaptionConfig())
     return ids

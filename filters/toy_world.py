@@ -49,8 +49,8 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: f
         draw.polygon(_star(cx, cy, r * 1.2), fill=colour)
 
 
-def _background(rng: np.random.Generator, size: int) -> Image.Image:
-    """A light plain, striped, dotted or checkered background."""
+def _background(rng: np.random.Generator, size: int) -> tuple[Image.Image, str]:
+    """A light plain, striped, dotted or checkered background, and which of those it is."""
     base = tuple(int(v) for v in rng.integers(200, 256, 3))
     image = Image.new("RGB", (size, size), base)
     draw = ImageDraw.Draw(image)
@@ -67,7 +67,7 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
                 )
             elif kind == "checkered" and (x + y) // step % 2:
                 draw.rectangle((x, y, x + step - 1, y + step - 1), fill=ink)
-    return image
+    return image, kind
 
 
 def _thing(rng: np.random.Generator, colours: list[str], size: int) -> tuple[str, str, str, float]:
@@ -83,20 +83,29 @@ def _a(words: str) -> str:
 
 def render_scene(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, str]:
     """A scene of one or two shapes and its true caption, e.g. 'a red circle above a small blue square'."""
-    image = _background(rng, size)
+    image, caption, _ = render_scene_details(rng, size)
+    return image, caption
+
+
+def render_scene_details(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, str, dict]:
+    """`render_scene` (same draws, same scene) plus what is in it: the background kind and the
+    things as (words, colour, shape), e.g. {"background": "dotted", "things": [("small red circle",
+    "red", "circle")]}; the toy captioner learns its dense and short captions from these."""
+    image, background = _background(rng, size)
     draw = ImageDraw.Draw(image)
     first, s1, c1, r1 = _thing(rng, list(COLOURS), size)
     if rng.random() < 0.4:
         cx, cy = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
         draw_shape(draw, s1, cx, cy, r1, COLOURS[c1])
-        return image, _a(first)
+        return image, _a(first), {"background": background, "things": [(first, c1, s1)]}
     second, s2, c2, r2 = _thing(rng, [c for c in COLOURS if c != c1], size)
     relation = _pick(rng, list(RELATIONS))
     dx, dy = np.array(RELATIONS[relation]) * size * 0.25
     cx, cy = size / 2 + rng.uniform(-0.03, 0.03, 2) * size
     draw_shape(draw, s1, cx + dx, cy + dy, r1, COLOURS[c1])
     draw_shape(draw, s2, cx - dx, cy - dy, r2, COLOURS[c2])
-    return image, f"{_a(first)} {relation} {_a(second)}"
+    details = {"background": background, "things": [(first, c1, s1), (second, c2, s2)]}
+    return image, f"{_a(first)} {relation} {_a(second)}", details
 
 
 def scene_pairs(n: int, seed: int, size: int = 128) -> list[tuple[Image.Image, str]]:

@@ -42,6 +42,11 @@ def dedup_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     runner.dedup(layout, cfg, shards)
 
 
+@task(name="corruption", cache_policy=NONE)
+def corruption_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
+    runner.score_corruption(layout, cfg, shards)
+
+
 @task(name="finalize", cache_policy=NONE)
 def finalize_task(layout: Layout, run: dict, started: float) -> dict:
     return runner.finalize(layout, run, started)
@@ -64,6 +69,10 @@ def summary_markdown(out: str, manifest: dict) -> str:
         "",
         f"Duplicates: {manifest['duplicate_rows']} rows marked `is_duplicate` (one row per group kept).",
     ]
+    if manifest.get("estimated_corruption_ratio") is not None:
+        lines.append(
+            f"Estimated corruption ratio: {manifest['estimated_corruption_ratio']:.4f} (`corruption.json`)."
+        )
     return "\n".join(lines)
 
 
@@ -80,7 +89,8 @@ def build_dataset(
     config_path: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict:
-    """Ingest -> download -> annotate -> caption sharing -> dedup -> finalize into `out`; returns the manifest."""
+    """Ingest -> download -> annotate -> caption sharing -> dedup -> corruption -> finalize into `out`;
+    returns the manifest."""
     started = time.time()
     cfg = config_for(input_path, config_path, overrides)
     layout = Layout(out)
@@ -90,6 +100,7 @@ def build_dataset(
     annotate_task(layout, cfg, shards, run)
     caption_sharing_task(layout, cfg, shards)
     dedup_task(layout, cfg, shards)
+    corruption_task(layout, cfg, shards)
     manifest = finalize_task(layout, run, started)
     create_markdown_artifact(summary_markdown(out, manifest), key="pairsmith-run-summary")
     return manifest

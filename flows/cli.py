@@ -1,4 +1,4 @@
-"""The `pairsmith` command line: run, demo, stats, select."""
+"""The `pairsmith` command line: run, demo, stats, select, corrupt, rescore, recaption."""
 
 from __future__ import annotations
 
@@ -38,10 +38,39 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="rows per status, flag rates, histograms")
     stats.add_argument("out", help="a pairsmith output folder")
 
-    select = sub.add_parser("select", help="write the rows matching a polars expression")
-    select.add_argument("out", help="a pairsmith output folder")
-    select.add_argument("--where", required=True, help='e.g. \'pl.col("status") == "success"\'')
-    select.add_argument("--out", dest="target", required=True, help="folder for the subset")
+    select = sub.add_parser("select", help="write the rows of a recipe and/or a polars expression")
+    select.add_argument("out", nargs="?", help="a pairsmith output folder")
+    select.add_argument("--where", help='a polars expression, e.g. \'pl.col("status") == "success"\'')
+    select.add_argument("--recipe", help="a named recipe: laion, datacomp-basic, clip-top-30 (see --list)")
+    select.add_argument(
+        "--target-corruption",
+        type=float,
+        metavar="R",
+        help="keep the least likely mismatched pairs up to an estimated corruption ratio R (e.g. 0.05)",
+    )
+    select.add_argument("--clip-column", help="the CLIP score column a recipe's ViT-B/32 thresholds apply to")
+    select.add_argument("--list", action="store_true", help="list the recipes and their rules")
+    select.add_argument("--out", dest="target", help="folder for the subset")
+
+    corrupt = sub.add_parser("corrupt", help="a copy with a fraction of captions corrupted (swap or rewrite)")
+    corrupt.add_argument("out", help="a pairsmith output folder")
+    corrupt.add_argument("--ratio", type=float, required=True, help="share of the training pairs corrupted")
+    corrupt.add_argument("--mode", choices=("swap", "rewrite"), default="swap")
+    corrupt.add_argument("--seed", type=int, default=0)
+    corrupt.add_argument("--out", dest="target", required=True, help="folder for the corrupted copy")
+
+    recaption = sub.add_parser(
+        "recaption", help="add dense recaptions to an existing output (alone, resumable)"
+    )
+    recaption.add_argument("out", help="a pairsmith output folder")
+    recaption.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. recaption.model=REPO_ID"
+    )
+
+    rescore = sub.add_parser(
+        "rescore", help="recompute the corruption columns of an output (after recaption)"
+    )
+    rescore.add_argument("out", help="a pairsmith output folder")
     return parser
 
 
@@ -65,17 +94,70 @@ def _run(args: argparse.Namespace) -> None:
         from pairsmith.flows.stats import render
 
         print(render(args.out))
-    else:
-        from pairsmith.flows.select import select
+    elif args.command == "select":
+        _select(args)
+    elif args.command == "corrupt":
+        from pairsmith.flows.corrupt import corrupt
 
-        manifest = select(args.out, args.where, args.target)
-        print(f"selected {manifest['output_rows']} of {manifest['input_rows']} rows into {args.target}")
+        manifest = corrupt(args.out, args.target, args.ratio, args.mode, args.seed)
+        done = manifest["controlled_corruption"]
+        print(
+            f"{args.mode}: corrupted {done['corrupted_rows']} of {done['training_pairs']} pairs into {args.target}"
+        )
+        _print_estimate(manifest["estimated_corruption_ratio"], args.target)
+    elif args.command == "recaption":
+        from pairsmith.flows.recaption import print_summary, recaption
+
+        print_summary(args.out, recaption(args.out, args.set))
+    else:
+        from pairsmith.flows.corrupt import rescore
+
+        report = rescore(args.out)
+        _print_estimate(report["estimated_corruption_ratio"] if report else None, args.out)
+
+
+def _select(args: argparse.Namespace) -> None:
+    from pairsmith.flows.select import SelectionError, select
+
+    if args.list:
+        from pairsmith.flows.recipes import describe
+
+        print(describe())
+        return
+    if args.out is None or args.target is None:
+        raise SelectionError("select needs the output folder and --out SUBSET (or --list)")
+    if args.where is None and args.recipe is None and args.target_corruption is None:
+        raise SelectionError("select needs --where, --recipe or --target-corruption")
+    manifest = select(
+        args.out, args.where, args.target, args.recipe, args.target_corruption, args.clip_column
+    )
+    print(f"selected {manifest['output_rows']} of {manifest['input_rows']} rows into {args.target}")
+    for rule in manifest["selection"]["rules"]:
+        print(f"  rule: {rule}")
+    if "corruption" in manifest:
+        c = manifest["corruption"]
+        print(
+            f"estimated corruption ratio {c['estimated_corruption_ratio']:.4f} (target {c['target']}): the "
+            f"{c['how']} {c['score_threshold']:.4f}; the {c['candidate_rows']} candidate rows: "
+            f"{c['candidates_estimated_ratio']:.4f}"
+        )
+
+
+def _print_estimate(ratio: float | None, out: str) -> None:
+    if ratio is None:
+        print("no corruption estimate (no CLIP model or no scored pair)")
+    else:
+        print(
+            f"estimated corruption ratio {ratio:.4f} (how, and the calibration: {out.rstrip('/')}/corruption.json)"
+        )
 
 
 def _print_done(out: str, manifest: dict) -> None:
     counts = ", ".join(f"{k}: {v}" for k, v in manifest["rows_per_status"].items())
     print(f"\ndone: {manifest['output_rows']} rows ({counts}) in {manifest['wall_time_s']:.0f} s")
     print(f"duplicates: {manifest['duplicate_rows']} rows marked (one row of each group kept)")
+    if manifest.get("estimated_corruption_ratio") is not None:
+        print(f"corruption: estimated ratio {manifest['estimated_corruption_ratio']:.4f} (corruption.json)")
     print(f"output:   {out}/data/*.parquet   (manifest: {out}/manifest.json)")
     print(f"look:     pairsmith stats {out}")
     print(f"polars:   python -c 'import polars as pl; print({EXAMPLE_QUERY.format(data=out + '/data')})'")

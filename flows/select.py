@@ -1,11 +1,17 @@
-"""`pairsmith select OUT --where EXPR --out SUBSET`: a subset with the same schema and a manifest."""
+"""`pairsmith select OUT [--recipe NAME] [--where EXPR] [--target-corruption R] --out SUBSET`: a subset
+with the same schema and a manifest. Recipes: `flows/recipes.py`; targets: `flows/corruption_target.py`."""
 
 from __future__ import annotations
 
-import polars as pl
-import pyarrow.parquet as pq
+import functools
+import operator
 
-from pairsmith.pipelines.layout import Layout, read_json, write_json, write_parquet
+import polars as pl
+
+from pairsmith.filters.profiles import clip_models
+from pairsmith.flows import corruption_target, recipes
+from pairsmith.pipelines.layout import Layout, read_json, read_parquet, write_json, write_parquet
+from pairsmith.schemas.config import ClipModelConfig, ModelsConfig
 
 
 class SelectionError(ValueError):
@@ -23,30 +29,98 @@ def parse_where(text: str) -> pl.Expr:
     return expr
 
 
-def select(source: str, where: str, target: str) -> dict:
-    """Write the rows of `source` matching `where` to `target`, shard by shard, keeping the schema."""
+def _clip_models(layout: Layout) -> list[ClipModelConfig]:
+    """The CLIP models of the run that wrote `layout` (or the source of a subset), primary first."""
+    for path in (layout.run_file, layout.manifest):
+        if layout.exists(path):
+            data = read_json(path)
+            config = data.get("config") or (data.get("source_manifest") or {}).get("config")
+            if config:
+                return clip_models(ModelsConfig.model_validate(config["models"]))
+    return []
+
+
+def _context(layout: Layout, shards: list[str], clip_column: str | None) -> recipes.Context:
+    models = _clip_models(layout)
+    columns = ["clip_score" if i == 0 else f"clip_score_{m.alias}" for i, m in enumerate(models)]
+    b32 = next((c for c, m in zip(columns, models, strict=True) if "ViT-B-32" in m.spec), None)
+    files = [layout.data_shard(s) for s in shards]
+
+    def quantile(column: str, q: float) -> float:
+        return pl.scan_parquet(files).select(pl.col(column).quantile(q)).collect().item()
+
+    return recipes.Context("clip_score", clip_column or b32, quantile, tuple(m.spec for m in models))
+
+
+def _evaluate(frame: pl.DataFrame, expr: pl.Expr) -> pl.Series:
+    """The boolean mask of `expr` on one shard; polars errors become SelectionErrors."""
+    try:
+        return frame.select(expr.fill_null(False).alias("keep"))["keep"]
+    except pl.exceptions.ColumnNotFoundError as exc:
+        raise SelectionError(f"unknown column in the selection: {str(exc).splitlines()[0]}") from None
+    except pl.exceptions.PolarsError as exc:
+        raise SelectionError(f"the selection failed: {str(exc).splitlines()[0]}") from None
+
+
+def select(
+    source: str,
+    where: str | None,
+    target: str,
+    recipe: str | None = None,
+    target_corruption: float | None = None,
+    clip_column: str | None = None,
+) -> dict:
+    """Write the rows of `source` that pass the recipe's rules and `where` (and, with a target, the
+    least likely mismatched of them up to the target ratio) to `target`, shard by shard, keeping the schema."""
     src, dst = Layout(source), Layout(target)
-    expr = parse_where(where)
-    if not src.shards("data"):
+    shards = src.shards("data")
+    if not shards:
         raise SelectionError(f"{source} has no data shards (is it a pairsmith output folder?)")
-    rows_in = rows_out = 0
-    for shard in src.shards("data"):
-        table = pq.read_table(src.data_shard(shard))
+    rules, parts = [], []
+    if recipe is not None:
+        chosen = recipes.get_recipe(recipe)
+        context = _context(src, shards, clip_column)
+        rules = [r for r in chosen.rules if not (target_corruption is not None and r.agreement)]
         try:
-            kept = pl.from_arrow(table).filter(expr).to_arrow()
-        except pl.exceptions.ColumnNotFoundError as exc:
-            raise SelectionError(f"unknown column in --where: {str(exc).splitlines()[0]}") from None
-        except pl.exceptions.PolarsError as exc:
-            raise SelectionError(f"--where failed: {str(exc).splitlines()[0]}") from None
+            parts += [r.build(context) for r in rules]
+        except recipes.RecipeError as exc:
+            raise SelectionError(f"recipe {recipe}: {exc}") from None
+    if where is not None:
+        parts.append(parse_where(where))
+    expr = functools.reduce(operator.and_, parts, pl.lit(True))
+    plan = None
+    if target_corruption is not None:
+        try:
+            plan = corruption_target.plan(src, shards, lambda f: _evaluate(f, expr), target_corruption)
+        except corruption_target.TargetError as exc:
+            raise SelectionError(str(exc)) from None
+    rows_in = rows_out = 0
+    score_sum = 0.0
+    for shard in shards:
+        table = read_parquet(src.data_shard(shard))
+        frame = pl.from_arrow(table)
+        mask = _evaluate(frame, expr)
+        kept = frame.filter(mask & plan.keep(frame) if plan else mask)
         rows_in += table.num_rows
-        rows_out += kept.num_rows
-        write_parquet(kept.cast(table.schema), dst.data_shard(shard))
+        rows_out += kept.height
+        if plan:
+            score_sum += float(kept["corruption_score"].sum())
+        write_parquet(kept.to_arrow().cast(table.schema), dst.data_shard(shard))
     manifest = {
-        "selection": {"source": source, "where": where},
+        "selection": {
+            "source": source,
+            "where": where,
+            "recipe": recipe,
+            "rules": [r.text for r in rules],
+            "target_corruption": target_corruption,
+            "clip_column": clip_column,
+        },
         "source_manifest": read_json(src.manifest) if src.exists(src.manifest) else None,
         "input_rows": rows_in,
         "output_rows": rows_out,
         "note": "tar paths in the rows are relative to the source folder",
     }
+    if plan:
+        manifest["corruption"] = corruption_target.report(plan, rows_out, score_sum, src)
     write_json(manifest, dst.manifest)
     return manifest

@@ -10,7 +10,7 @@ from importlib.metadata import version
 import fsspec
 import pyarrow.parquet as pq
 
-from pairsmith.pipelines.layout import Layout, write_json
+from pairsmith.pipelines.layout import Layout, read_json, write_json
 from pairsmith.schemas import PIPELINE_VERSION
 from pairsmith.schemas.record import SCHEMA_VERSION
 
@@ -52,6 +52,11 @@ def write_manifest(layout: Layout, run: dict, model_ids: dict[str, str], started
         "output_rows": output_rows,
         "rows_per_status": dict(sorted(statuses.items())),
         "duplicate_rows": duplicates,
+        "estimated_corruption_ratio": (
+            read_json(layout.corruption_report).get("estimated_corruption_ratio")
+            if layout.exists(layout.corruption_report)
+            else None
+        ),
         "shards": len(layout.shards("data")),
         "run_id": run["run_id"],
         "config_hash": run["config_hash"],

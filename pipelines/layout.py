@@ -7,6 +7,7 @@
     OUT/embeddings/ALIAS/SHARD.parquet  CLIP embeddings per model, row-aligned with data/SHARD
     OUT/data/SHARD.parquet            final annotated rows (the record contract)
     OUT/_work/dedup/centroids.npy     SemDeDup's k-means centroids (the dedup stage)
+    OUT/corruption.json               estimated corruption ratio and how (the corruption stage)
     OUT/manifest.json                 counts, config hash, versions, model ids, wall time
 
 Every file is written under a temporary name and renamed, so a killed run leaves either the whole
@@ -73,6 +74,20 @@ class Layout:
     @property
     def dedup_done(self) -> str:
         return self._join("_work", "dedup_DONE.json")
+
+    @property
+    def corruption_done(self) -> str:
+        return self._join("_work", "corruption_DONE.json")
+
+    @property
+    def injection(self) -> str:
+        """What `pairsmith corrupt` was asked to do in this (copy) folder, for resuming it."""
+        return self._join("_work", "injection.json")
+
+    @property
+    def corruption_report(self) -> str:
+        """The corruption stage's estimate, method and calibration tables (read by `select`)."""
+        return self._join("corruption.json")
 
     @property
     def centroids(self) -> str:

@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pairsmith.filters import build_annotators, check_models
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines.annotate import provenance
+from pairsmith.pipelines.corruption_stage import ScoreCorruption, bucket_count, count_rows
 from pairsmith.pipelines.dedup import Deduplicate
 from pairsmith.pipelines.finalize import write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
@@ -55,7 +56,7 @@ def check_input(layout: Layout, cfg: RunConfig) -> list[str]:
 def preflight(layout: Layout, cfg: RunConfig) -> None:
     """Every check that needs no work done: config vs output folder, models, input files."""
     check_output(layout, cfg)
-    check_models(cfg.models)
+    check_models(cfg.models, cfg.recaption)
     if not layout.exists(layout.ingest_done):
         check_input(layout, cfg)
 
@@ -79,16 +80,20 @@ def download(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
 
 def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
     pending = [s for s in shards if not layout.exists(layout.data_shard(s))]
-    fn = AnnotateShardFn(layout, cfg.annotate, cfg.models, provenance(run["run_id"], run["config_hash"]))
+    fn = AnnotateShardFn(
+        layout, cfg.annotate, cfg.models, provenance(run["run_id"], run["config_hash"]), cfg.recaption
+    )
     with shard_progress("annotate", len(shards), lambda: len(layout.shards("data"))):
         _run("Annotate", pending, fn, cfg.runner)
 
 
 def start(layout: Layout, cfg: RunConfig) -> dict:
     """Check that every model loads here (before any download), then claim the output folder."""
-    model_ids = check_models(cfg.models)
+    model_ids = check_models(cfg.models, cfg.recaption)
     model_ids |= {
-        type(a).__name__: a.model_id for a in build_annotators(cfg.models, cfg.annotate) if type(a).model_id
+        type(a).__name__: a.model_id
+        for a in build_annotators(cfg.models, cfg.annotate, cfg.recaption)
+        if type(a).model_id
     }
     run = claim_output(layout, cfg)
     return run | {"model_ids": model_ids}
@@ -127,6 +132,26 @@ def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     )
 
 
+def score_corruption(layout: Layout, cfg: RunConfig, shards: list[str], again: bool = False) -> dict | None:
+    """The global corruption stage (once: a finished one is not redone unless `again`, e.g. after
+    `pairsmith recaption` or on a corrupted copy). Returns the report (`OUT/corruption.json`)."""
+    if again and layout.exists(layout.corruption_done):
+        layout.fs.rm(layout.corruption_done)
+    if layout.exists(layout.corruption_done) or not shards:
+        return read_json(layout.corruption_report) if layout.exists(layout.corruption_report) else None
+    models = clip_models(cfg.models)
+    if models:
+        buckets = bucket_count(count_rows(layout, shards), cfg.corruption.block_size)
+        with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
+            _ = (
+                p
+                | "Shards" >> beam.Create(shards)
+                | "ScoreCorruption" >> ScoreCorruption(layout, cfg.corruption, models[0], cfg.models, buckets)
+            )
+    write_json({"shards": shards, "scored": bool(models)}, layout.corruption_done)
+    return read_json(layout.corruption_report) if models else None
+
+
 def finalize(layout: Layout, run: dict, started: float) -> dict:
     return write_manifest(layout, run, run["model_ids"], started)
 
@@ -141,4 +166,5 @@ def run_all(cfg: RunConfig, out: str) -> dict:
     annotate(layout, cfg, shards, run)
     share_captions(layout, cfg, shards)
     dedup(layout, cfg, shards)
+    score_corruption(layout, cfg, shards)
     return finalize(layout, run, started)

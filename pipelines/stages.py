@@ -12,7 +12,13 @@ from pairsmith.pipelines.caption_sharing import caption_rows, counts_per_row, wr
 from pairsmith.pipelines.download import download_shard
 from pairsmith.pipelines.ingest import cut_shards
 from pairsmith.pipelines.layout import Layout, write_parquet
-from pairsmith.schemas.config import AnnotateConfig, DownloadConfig, InputConfig, ModelsConfig
+from pairsmith.schemas.config import (
+    AnnotateConfig,
+    DownloadConfig,
+    InputConfig,
+    ModelsConfig,
+    RecaptionConfig,
+)
 
 
 class IngestFileFn(beam.DoFn):
@@ -39,13 +45,21 @@ class DownloadShardFn(beam.DoFn):
 class AnnotateShardFn(beam.DoFn):
     """Loads every annotator once per worker (`setup`), then annotates shard after shard."""
 
-    def __init__(self, layout: Layout, cfg: AnnotateConfig, models: ModelsConfig, provenance: dict):
+    def __init__(
+        self,
+        layout: Layout,
+        cfg: AnnotateConfig,
+        models: ModelsConfig,
+        provenance: dict,
+        recaption: RecaptionConfig | None = None,
+    ):
         self.layout, self.cfg, self.models, self.provenance = layout, cfg, models, provenance
+        self.recaption = recaption
 
     def setup(self):
         if self.models.threads:
             torch.set_num_threads(self.models.threads)
-        self.annotators = build_annotators(self.models, self.cfg)
+        self.annotators = build_annotators(self.models, self.cfg, self.recaption)
         for annotator in self.annotators:
             annotator.setup()
 

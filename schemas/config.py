@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -144,6 +144,57 @@ class DedupConfig(_Strict):
     seed: int = 0
 
 
+class CorruptionConfig(_Strict):
+    """The global corruption stage (see `filters/corruption.py` and `pipelines/corruption_stage.py`)."""
+
+    block_size: int = Field(
+        32,
+        ge=2,
+        le=4096,
+        description="K: each pair's caption is ranked among K captions of other images, its image among "
+        "K images (in-batch retrieval in random blocks of K + 1 rows).",
+    )
+    seed: int = Field(0, description="Draws the blocks (and the decoys) reproducibly.")
+
+
+class RecaptionConfig(_Strict):
+    """Dense recaptions by a vision-language model (`captioners/`), in the annotate stage or alone
+    (`pairsmith recaption OUT`). Defaults follow PixArt-alpha (../shared/ANCHORS.md)."""
+
+    model: str | None = Field(
+        None,
+        description="A Hugging Face repo id, a local folder written by save_pretrained, toy, or none (off); "
+        "null: the profile's (toy: the toy captioner; the others: off).",
+    )
+    prompt: Literal["dense", "dense_with_alt", "short", "none", "custom"] = Field(
+        "dense",
+        description="A preset (captioners/prompts.py), none (the image alone) or custom (prompt_text).",
+    )
+    prompt_text: str | None = Field(None, description="The prompt of prompt=custom; {} takes the alt-text.")
+    prompt_mode: Literal["auto", "chat", "text"] = Field(
+        "auto", description="auto: the processor's chat template when it has one, else plain text."
+    )
+    max_new_tokens: int = Field(1024, ge=1, le=8192)
+    temperature: float = Field(0.2, ge=0, description="0: greedy; above 0: sampling, seeded per batch.")
+    num_beams: int = Field(1, ge=1, le=16)
+    seed: int = 0
+    batch_size: int = Field(16, ge=1, description="Images per generate call.")
+    image_short_side: int = Field(400, ge=0, description="Downscale to this short side first; 0: never.")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="auto: fp32 on the CPU, bf16 (else fp16) on a GPU."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Run a model's own code from its repo (off by default)."
+    )
+
+    @model_validator(mode="after")
+    def _custom_prompt(self):
+        if (self.prompt == "custom") != bool(self.prompt_text):
+            raise ValueError("prompt=custom goes with prompt_text (and prompt_text with prompt=custom)")
+        return self
+
+
 class RunnerConfig(_Strict):
     """Which Beam runner executes the stages; the options are passed to Beam verbatim."""
 
@@ -158,12 +209,19 @@ class RunConfig(_Strict):
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    recaption: RecaptionConfig = Field(default_factory=RecaptionConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    corruption: CorruptionConfig = Field(default_factory=CorruptionConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
     def output_affecting(self) -> dict[str, Any]:
         """The settings that change the output (not how or where it runs)."""
-        exclude = {"runner": True, "download": {"threads"}, "models": {"device", "threads"}}
+        exclude = {
+            "runner": True,
+            "download": {"threads"},
+            "models": {"device", "threads"},
+            "recaption": {"device"},
+        }
         return self.model_dump(mode="json", exclude=exclude)
 
     def config_hash(self) -> str:

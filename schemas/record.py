@@ -240,6 +240,110 @@ FIELDS: tuple[pa.Field, ...] = (
         "uid of the row kept in this row's duplicate group (its own uid when it is the kept one); null when "
         "the row has no duplicate.",
     ),
+    _field(
+        "recaption",
+        pa.string(),
+        "recaption",
+        "Dense caption of the image by a vision-language model (`recaption.model`, prompt "
+        "`recaption_prompt`); null without an image or when recaptioning is off (`pairsmith recaption OUT` "
+        "adds it later).",
+    ),
+    _field(
+        "recaption_model",
+        pa.string(),
+        "recaption",
+        "The captioner that wrote `recaption`: a Hugging Face repo id, a local folder, or `toy`.",
+    ),
+    _field(
+        "recaption_prompt",
+        pa.string(),
+        "recaption",
+        "Prompt of `recaption`: preset `dense` or `dense_with_alt` (PixArt-alpha's), `short`, `none` (the "
+        "image alone), or `custom` (`recaption.prompt_text`).",
+    ),
+    _field(
+        "recaption_clip_score",
+        pa.float32(),
+        "recaption",
+        "Cosine of the primary CLIP model's image and recaption embeddings (`clip_score` for the recaption).",
+    ),
+    _field(
+        "recaption_alt_similarity",
+        pa.float32(),
+        "recaption",
+        "Cosine of the primary CLIP model's text embeddings of the alt-text (`caption`) and of `recaption`: "
+        "low where the alt-text says something else than what the captioner sees.",
+    ),
+    _field("recaption_words", pa.int32(), "recaption", "Recaption length in whitespace-separated words."),
+    _field(
+        "caption_nouns",
+        pa.int32(),
+        "recaption",
+        "Nouns in the alt-text (PixArt-alpha's concept density: 6.4 per LAION alt-text), by the offline "
+        "heuristic tagger of `captioners/nouns.py`; every row with a caption.",
+    ),
+    _field(
+        "recaption_nouns",
+        pa.int32(),
+        "recaption",
+        "Nouns in `recaption` (PixArt-alpha: ~21-29 per dense caption), same tagger.",
+    ),
+    _field(
+        "corruption_score",
+        pa.float32(),
+        "corruption",
+        "Probability that caption and image do not match, in [0, 1]: the local false discovery rate of "
+        "`corruption_evidence` against decoys (each row's image with another row's caption); its mean over "
+        "any subset estimates that subset's corruption ratio. Null without an image and a caption.",
+    ),
+    _field(
+        "corruption_evidence",
+        pa.float32(),
+        "corruption",
+        "Weighted mean of the components (0 looks matched, 1 like a random pair): clip 2, caption rank 1, "
+        "image rank 1, recaption 1 (see `filters/corruption.py`); orders rows within a score.",
+    ),
+    _field(
+        "corruption_clip_percentile",
+        pa.float32(),
+        "corruption",
+        "Percentile of the row's `clip_score` within the dataset (primary CLIP model), in [0, 1].",
+    ),
+    _field(
+        "corruption_caption_rank",
+        pa.float32(),
+        "corruption",
+        "Image-to-text retrieval in a random block of `corruption.block_size` + 1 rows: the share of the "
+        "other captions the image is closer to than to its own (0 = own caption first).",
+    ),
+    _field(
+        "corruption_image_rank",
+        pa.float32(),
+        "corruption",
+        "Text-to-image retrieval in the same block: the share of the other images the caption is closer "
+        "to than to its own (0 = own image first).",
+    ),
+    _field(
+        "corruption_recaption_percentile",
+        pa.float32(),
+        "corruption",
+        "Percentile of `recaption_alt_similarity` (alt-text vs recaption) within the dataset; null "
+        "without a recaption.",
+    ),
+    _field(
+        "corruption_flags",
+        pa.list_(pa.string()),
+        "corruption",
+        "Signals that fired: by that signal alone the pair is no better matched than the best 10 % of "
+        "random pairs: `clip_low`, `caption_not_retrieved`, `image_not_retrieved`, `recaption_disagrees`.",
+    ),
+    _field(
+        "injected_corruption",
+        pa.string(),
+        "corruption",
+        "Set only by `pairsmith corrupt` (controlled corruption): `swap` or `rewrite` where this row's "
+        "caption was replaced; `uid` stays the source row's, so a join with the source gives the original.",
+    ),
     _field("run_id", pa.string(), "provenance", "Id of the run that wrote the row."),
     _field("config_hash", pa.string(), "provenance", "Hash of the run config that affects the output."),
     _field("pipeline_version", pa.string(), "provenance", "pairsmith version that wrote the row."),

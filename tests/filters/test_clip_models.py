@@ -55,4 +55,5 @@ def test_profiles_are_checked_before_any_work(monkeypatch):
         "nsfw": "none",
         "watermark": "none",
         "aesthetic": "none",
+        "recaption": "none",
     }
