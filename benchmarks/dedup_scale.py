@@ -3,7 +3,7 @@
     python benchmarks/dedup_scale.py [--sizes 100000,1000000] [--naive 10000]
 
 Synthetic inputs: 64-bit pHashes, 128-value caption MinHash signatures and 512-d unit embeddings,
-each with 5 % exact copies and 10 % near copies (pHash: 1-6 bits flipped; MinHash: 15 % of values
+each with 5 % exact copies and 10 % near copies (pHash: up to k bits flipped; MinHash: 15 % of values
 replaced; embeddings: noise at cosine ~0.9999, around 1 centre per 1000 rows). Each (kind, size)
 runs in a fresh process; the timed part runs the dedup stage's own functions (`pipelines/dedup.py`:
 band keys, bucket verification, star edges, union-find, SemDeDup k-means and per-cluster search)
@@ -33,8 +33,9 @@ from pairsmith.pipelines.semantic_clusters import (
     nearest_centroid,
     spherical_kmeans,
 )
+from pairsmith.schemas.config import DedupConfig
 
-PHASH_DISTANCE, JACCARD, PERMS, EPS = 6, 0.7, 128, 0.03
+PHASH_DISTANCE, JACCARD, PERMS, EPS = DedupConfig().phash_distance, 0.7, 128, 0.03
 
 
 def _with_copies(base: np.ndarray, rng: np.random.Generator, near) -> np.ndarray:

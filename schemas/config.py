@@ -127,7 +127,11 @@ class DedupConfig(_Strict):
         "groups are annotated but not marked by default: a stock caption on distinct images is not a copy.",
     )
     phash_distance: int = Field(
-        6, ge=0, le=15, description="Max Hamming distance of near-duplicate pHashes (64 bits)."
+        4,
+        ge=0,
+        le=15,
+        description="Max Hamming distance of near-duplicate pHashes (64 bits); 4 meets precision 0.99 / recall "
+        "0.9 on resized and recompressed copies and scales near-linearly (README, Duplicates).",
     )
     caption_jaccard: float = Field(0.7, gt=0, le=1, description="MinHash LSH Jaccard threshold.")
     caption_shingle_words: int = Field(2, ge=1, le=5, description="Words per caption shingle.")
