@@ -164,16 +164,18 @@ def kmeans_from_side_dataset(n: int) -> dict:
             )
             write_parquet(table, layout.side_shard("embeddings/bench", shards[-1]))
         before = _rss_mb()
-        started, cpu_started = time.perf_counter(), time.process_time()
-        centroids = train_centroids(layout, "bench", shards, 0, seed=0)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "peak_mb": peak,
-        "kmeans_added_mb": round(peak - before),
-        "clusters": len(centroids),
+        centroids, timing = _timed(lambda: train_centroids(layout, "bench", shards, 0, seed=0))
+    return timing | {"kmeans_added_mb": round(timing["peak_mb"] - before), "clusters": len(centroids)}
+
+
+def _timed(work) -> tuple[object, dict]:
+    """work()'s result, and its wall and CPU seconds and the process's peak RSS."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = work()
+    return result, {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -186,25 +188,16 @@ def run_one(kind: str, n: int, method: str) -> dict:
     if method == "kmeans":
         return {"kind": kind, "n": n, "method": method, "input_mb": 0} | kmeans_from_side_dataset(n)
     data = synthetic(kind, n)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    if method == "naive":
-        pairs = naive(kind, data)
-        result = {"pairs": pairs}
-    else:
+
+    def work() -> dict:
+        if method == "naive":
+            return {"pairs": naive(kind, data)}
         edges = semantic(data) if kind == "semantic" else banded(kind, data)
         marks = list(dedup.components((kind, [edge for _, edge in edges])))
-        result = {"rows_in_groups": len(marks), "groups": len({m[1][3] for m in marks})}
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "cpu_seconds": cpu,
-        "kind": kind,
-        "n": n,
-        "method": method,
-        "seconds": seconds,
-        "peak_mb": peak,
-        "input_mb": data.nbytes / 2**20,
-    } | result
+        return {"rows_in_groups": len(marks), "groups": len({m[1][3] for m in marks})}
+
+    result, timing = _timed(work)
+    return {"kind": kind, "n": n, "method": method, "input_mb": data.nbytes / 2**20} | timing | result
 
 
 def main() -> None:

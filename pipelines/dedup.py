@@ -27,6 +27,7 @@ from pairsmith.pipelines.dedup_keys import (
     caption_key,
     caption_keys,
     exact_keys,
+    make_node,
     minhash_signature,
     normalise_url,
     phash_keys,
@@ -115,8 +116,7 @@ class AssignClusters(beam.DoFn):
         data = read_parquet(self.layout.data_shard(shard)).select(["uid", "clip_score"])
         uids, scores = data.column("uid").to_pylist(), data.column("clip_score").to_pylist()
         for row, cluster, vector in zip(rows.tolist(), clusters.tolist(), vectors, strict=True):
-            score = float("-inf") if scores[row] is None else scores[row]
-            yield cluster, ((uids[row], shard, row, score), vector.astype(np.float16))
+            yield cluster, (make_node(uids[row], shard, row, scores[row]), vector.astype(np.float16))
             yield beam.pvalue.TaggedOutput("clusters", (shard, ("cluster", row, cluster)))
 
 

@@ -66,6 +66,11 @@ def minhash_signature(caption: str, words: int, num_perm: int, seed: int) -> np.
     return sketch.hashvalues.astype(np.uint32)
 
 
+def make_node(uid: str, shard: str, row: int, clip_score: float | None) -> Node:
+    """A row's node; a missing score sorts last for the keep rule."""
+    return uid, shard, row, float("-inf") if clip_score is None else clip_score
+
+
 def _columns(layout: Layout, shard: str, names: list[str]) -> list[list]:
     table = read_parquet(layout.data_shard(shard)).select(names)
     return [table.column(n).to_pylist() for n in names]
@@ -75,7 +80,7 @@ def shard_nodes(layout: Layout, shard: str, column: str) -> Iterator[tuple[Node,
     """(node, value of `column`) for every row of a data shard."""
     uids, scores, values = _columns(layout, shard, ["uid", "clip_score", column])
     for row, (uid, score, value) in enumerate(zip(uids, scores, values, strict=True)):
-        yield (uid, shard, row, float("-inf") if score is None else score), value
+        yield make_node(uid, shard, row, score), value
 
 
 def exact_keys(shard: str, layout: Layout) -> Iterator[tuple[tuple[str, str], Node]]:
@@ -86,7 +91,7 @@ def exact_keys(shard: str, layout: Layout) -> Iterator[tuple[tuple[str, str], No
     for row, (uid, score, url, caption, digest) in enumerate(
         zip(uids, scores, urls, captions, digests, strict=True)
     ):
-        node = (uid, shard, row, float("-inf") if score is None else score)
+        node = make_node(uid, shard, row, score)
         if digest:
             yield ("sha256", digest), node
         if url := normalise_url(url):
