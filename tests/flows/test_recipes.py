@@ -18,9 +18,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def swapped(tmp_path_factory) -> str:
-    """300 toy pairs, 20 % of captions swapped."""
+    """1,000 toy pairs, 20 % of captions swapped (at 300 the true share of the 0.05 subset spread by
+    1.3 points over swap draws, which change with the local server's port; at 1,000 by 0.6)."""
     folder = tmp_path_factory.mktemp("recipes")
-    build_toy_set(folder, 300, seed=7200, extra=["input.shard_size=100"])
+    build_toy_set(folder, 1000, seed=7200, extra=["input.shard_size=250"])
     out = str(folder / "swap-0.2")
     corrupt(str(folder / "dataset"), out, 0.2, "swap", seed=1)
     return out
@@ -75,10 +76,6 @@ def test_datacomp_basic_is_its_flag(swapped, tmp_path):
     )  # toy scenes: 160 px
 
 
-@pytest.mark.xfail(
-    reason="the corruption estimate differs between runs of the same seed on small toy sets (issue 7 left open)",
-    strict=False,
-)
 def test_target_corruption_keeps_the_least_likely_mismatched_up_to_the_target(swapped, tmp_path, capsys):
     out = tmp_path / "t"
     assert main(["select", swapped, "--target-corruption", "0.05", "--out", str(out)]) == 0
@@ -93,10 +90,8 @@ def test_target_corruption_keeps_the_least_likely_mismatched_up_to_the_target(sw
         f"target 0.05: kept {kept.height} of {full.height}, estimate {c['estimated_corruption_ratio']:.4f}, truth {truth:.4f}"
     )
     assert c["estimated_corruption_ratio"] == pytest.approx(0.05, abs=0.005)
-    # 300 rows: the estimate is a few points off here (seen: 0.062 and 0.088 true for 0.05 estimated, by
-    # environment); the 2,000-row proof (benchmarks/corruption_proof.py) holds it within 0.6 points
-    assert abs(truth - c["estimated_corruption_ratio"]) <= 0.045
-    assert 0 < truth <= full["injected_corruption"].is_not_null().mean() / 2  # slightly corrupted, on purpose
+    assert abs(truth - c["estimated_corruption_ratio"]) <= 0.025
+    assert 0 < truth < full["injected_corruption"].is_not_null().mean() / 2  # slightly corrupted, on purpose
     dropped = full.join(kept.select("uid"), on="uid", how="anti")
     assert kept["corruption_score"].max() <= dropped["corruption_score"].min() + 1e-4  # most likely go first
     assert c["dataset_estimated_ratio"] == pytest.approx(0.2, abs=0.02)

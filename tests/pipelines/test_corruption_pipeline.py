@@ -27,8 +27,12 @@ MULTI_PROCESS = RunnerConfig(options=["--direct_num_workers=2", "--direct_runnin
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory) -> str:
+    """1,000 toy pairs. The estimate's error comes from which pairs a seed swaps (a swap between two
+    scenes that share a shape is a mismatch that looks matched), and the draws change with the local
+    server's port (uids hash the URL): at 1,000 rows the error's standard deviation is 0.6 points
+    (0.8 at 400), so the 2-point bars below sit 3.5 standard deviations out."""
     folder = tmp_path_factory.mktemp("toy")
-    build_toy_set(folder, 400, seed=7100, extra=["input.shard_size=100"])
+    build_toy_set(folder, 1000, seed=7100, extra=["input.shard_size=250"])
     return str(folder / "dataset")
 
 
@@ -41,26 +45,20 @@ def _vectors(out: str, column: str, normalise: bool = False) -> np.ndarray:
     return unit_vectors(table.column(column), normalise=normalise)
 
 
-@pytest.mark.xfail(
-    reason="the corruption estimate differs between runs of the same seed on small toy sets (issue 7 left open)",
-    strict=False,
-)
 def test_swapped_pairs_are_found_and_their_ratio_estimated(toy, tmp_path):
     clean = read_json(Layout(toy).corruption_report)
-    assert clean["estimated_corruption_ratio"] <= 0.02 and clean["rows_scored"] == 400
+    assert clean["estimated_corruption_ratio"] <= 0.02 and clean["rows_scored"] == 1000
     out = str(tmp_path / "swap")
     manifest = corrupt(toy, out, 0.1, "swap", seed=1)
     df = _frame(out)
     truth = df["injected_corruption"].is_not_null().to_numpy()
-    assert truth.sum() == manifest["controlled_corruption"]["corrupted_rows"] == 40
+    assert truth.sum() == manifest["controlled_corruption"]["corrupted_rows"] == 100
     auc = roc_auc(df["corruption_score"].to_numpy(), truth)
     estimate = manifest["estimated_corruption_ratio"]
-    print(f"toy 400 pairs, 10 % swapped: AUC {auc:.4f}, estimate {estimate:.4f}, truth {truth.mean():.4f}")
+    print(f"toy 1,000 pairs, 10 % swapped: AUC {auc:.4f}, estimate {estimate:.4f}, truth {truth.mean():.4f}")
     assert auc >= 0.95
     assert abs(estimate - truth.mean()) <= 0.02
-    # 400 rows: the mean score's spread across environments reaches ~2.2 points (seen 0.078 for 0.10);
-    # the issue's 2-point bar is held by the 2,000-row proof (benchmarks/corruption_proof.py)
-    assert abs(df["corruption_score"].mean() - truth.mean()) <= 0.03
+    assert abs(df["corruption_score"].mean() - estimate) <= 0.002  # the scores' mean is the estimate
     flagged = df.filter(pl.col("injected_corruption").is_not_null())["corruption_flags"].list.len()
     assert (flagged > 0).mean() >= 0.9  # what fired is listed
     assert set(df["injected_corruption"].drop_nulls()) == {"swap"}
@@ -118,8 +116,8 @@ def test_rewrite_takes_captions_of_images_from_another_cluster(toy, tmp_path):
     manifest = corrupt(toy, out, 0.1, "rewrite", seed=3)
     df = _frame(out).with_row_index("i")
     source = _frame(toy).with_row_index("i")
-    assert manifest["controlled_corruption"]["corrupted_rows"] == 40
-    # 400 rows make one dedup cluster, so rewrite fell back to its own k-means (>= 2 clusters)
+    assert manifest["controlled_corruption"]["corrupted_rows"] == 100
+    # 1,000 rows make one dedup cluster, so rewrite fell back to its own k-means (>= 2 clusters)
     assert source["dup_semantic_cluster"].n_unique() == 1
     (path,) = glob.glob(f"{out}/_work/tmp/rewrite-centroids-*.npy")
     index = centroid_index(np.load(path))
@@ -154,17 +152,13 @@ def _add_recaptions(out: str, recaption_of: dict[str, str]) -> None:
         write_parquet(table, layout.data_shard(shard))
 
 
-@pytest.mark.xfail(
-    reason="the corruption estimate differs between runs of the same seed on small toy sets (issue 7 left open)",
-    strict=False,
-)
 def test_rescore_adds_the_recaption_component(toy, tmp_path):
     out = str(tmp_path / "swap")
     corrupt(toy, out, 0.1, "swap", seed=4)
     truth_of = dict(_frame(toy).select("uid", "caption").iter_rows())
     _add_recaptions(out, {u: f"a picture of {c}" for u, c in truth_of.items()})
     report = rescore(out)
-    assert report["populations"]["clip+retrieval+recaption"]["rows"] == 400
+    assert report["populations"]["clip+retrieval+recaption"]["rows"] == 1000
     df = _frame(out)
     truth = df["injected_corruption"].is_not_null().to_numpy()
     assert df["corruption_recaption_percentile"].null_count() == 0
@@ -191,7 +185,7 @@ def test_stage_reruns_to_the_same_values_in_several_processes(toy, tmp_path):
 def test_cli_corrupt_and_rescore(toy, tmp_path, capsys):
     out = str(tmp_path / "cli")
     assert main(["corrupt", toy, "--ratio", "0.05", "--seed", "1", "--out", out]) == 0
-    assert "swap: corrupted 20 of 400 pairs" in capsys.readouterr().out
+    assert "swap: corrupted 50 of 1000 pairs" in capsys.readouterr().out
     assert main(["rescore", out]) == 0
     assert "estimated corruption ratio 0.0" in capsys.readouterr().out
     assert main(["corrupt", toy, "--ratio", "1.5", "--out", str(tmp_path / "bad")]) == 2
