@@ -16,9 +16,9 @@ Components, each scaled so that 0 looks matched and 1 looks like a random pair:
   of the alt-text and the recaption in the primary CLIP's text space) within the dataset.
 
 `corruption_evidence` = the weighted mean of the components present (WEIGHTS: clip 2, each other 1).
-On the toy set the CLIP percentile alone separates swapped from true pairs best (ROC AUC 0.999-1.0
-at 2.5-20 % swaps, the ranks 0.96-0.9999; `benchmarks/corruption_proof.py` prints them) and the
-weighted mean loses nothing (>= 0.999); the ranks keep half the weight because a pair's rank among
+On the toy set the CLIP percentile alone separates swapped from true pairs best (ROC AUC 0.995-1.0
+at 2.5-20 % swaps, the ranks 0.948-0.9998; `benchmarks/corruption_proof.py` prints them) and the
+weighted mean loses nothing (0.995-1.0); the ranks keep half the weight because a pair's rank among
 other pairs is immune to the per-image and per-caption cosine offsets of real CLIP models, which a
 global percentile is not.
 
