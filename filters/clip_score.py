@@ -54,12 +54,12 @@ class ClipScore(Annotator):
                 scores[row] = float(np.dot(image_emb[k], text_emb[text_row[row]]))
         return {
             self.fields[0].name: scores,
-            f"{self.dataset}/image_embedding": _half_vectors(image_emb, with_image, n),
-            f"{self.dataset}/text_embedding": _half_vectors(text_emb, with_text, n),
+            f"{self.dataset}/image_embedding": half_vectors(image_emb, with_image, n),
+            f"{self.dataset}/text_embedding": half_vectors(text_emb, with_text, n),
         }
 
 
-def _half_vectors(vectors: np.ndarray, rows: list[int], n: int) -> pa.ListArray:
+def half_vectors(vectors: np.ndarray, rows: list[int], n: int) -> pa.ListArray:
     """float16 vectors at `rows` of an n-row column, null elsewhere."""
     present = np.zeros(n, bool)
     present[rows] = True

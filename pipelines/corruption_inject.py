@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from pairsmith.filters import corruption as cx
-from pairsmith.filters.clip_score import _half_vectors
+from pairsmith.filters.clip_score import half_vectors
 from pairsmith.filters.toy_world import swap_captions
 from pairsmith.pipelines.annotate import annotate_rows
 from pairsmith.pipelines.corruption_stage import read_columns, unit_vectors
@@ -164,7 +164,7 @@ class CopyShardFn(beam.DoFn):
                 stored = np.full((side.num_rows, vectors.shape[1]), np.nan, np.float32)
             stored[rows] = vectors
             present = np.flatnonzero(~np.isnan(stored[:, 0]))
-            side = _set(side, "text_embedding", _half_vectors(stored[present], present, side.num_rows))
+            side = _set(side, "text_embedding", half_vectors(stored[present], present, side.num_rows))
             images = unit_vectors(side.column("image_embedding"))[rows]
             name = "clip_score" if primary else f"clip_score_{clip.alias}"
             scores = table.column(name).to_pylist()

@@ -152,14 +152,15 @@ def score_bucket(element, block_size: int, histograms: dict) -> Iterator:
     _, members = element
     members = sorted(members, key=lambda m: (m[0], m[1], m[2]))
     blocks = max(1, len(members) // (block_size + 1))
-    stats: dict[str, np.ndarray] = {}
+    parts: list[dict[str, np.ndarray]] = []
     for b in range(blocks):
         block = members[b::blocks]
-        yield from _score_block(block, histograms, stats)
-    yield beam.pvalue.TaggedOutput("stats", stats)
+        yield from _score_block(block, histograms, parts)
+    yield beam.pvalue.TaggedOutput("stats", merge_histograms(parts))
 
 
-def _score_block(block: list, histograms: dict, stats: dict) -> Iterator:
+def _score_block(block: list, histograms: dict, parts: list) -> Iterator:
+    """One block's rows -> (shard, (row, components...)); the block's histograms appended to `parts`."""
     images = np.stack([m[3] for m in block]).astype(np.float32)
     texts = np.stack([m[4] for m in block]).astype(np.float32)
     signals = cx.block_signals(images, texts)
@@ -177,20 +178,19 @@ def _score_block(block: list, histograms: dict, stats: dict) -> Iterator:
         decoy_pct, signals["decoy_caption_rank"], signals["decoy_image_rank"], decoy_recaption_pct
     )
     kind = ~np.isnan(recaption)
+    stats = {
+        "decoy_cosine": cx.histogram(signals["decoy_cosine"]),
+        "decoy_recaption": cx.histogram(decoy_recaption),
+    }
     for k, name in enumerate(cx.KINDS):
         mine = kind == bool(k)
-        _add(stats, f"observed/{name}", cx.evidence_histogram(observed[mine]))
-        _add(stats, f"decoys/{name}", cx.evidence_histogram(decoys[mine]))
-    _add(stats, "decoy_cosine", cx.histogram(signals["decoy_cosine"]))
-    _add(stats, "decoy_recaption", cx.histogram(decoy_recaption))
+        stats[f"observed/{name}"] = cx.evidence_histogram(observed[mine])
+        stats[f"decoys/{name}"] = cx.evidence_histogram(decoys[mine])
+    parts.append(stats)
     columns = (clip_pct, signals["caption_rank"], signals["image_rank"], recaption_pct, observed, recaption)
     for i, member in enumerate(block):
         values = tuple(None if np.isnan(c[i]) else float(c[i]) for c in columns)
         yield member[1], (member[2], *values, cx.KINDS[int(kind[i])])
-
-
-def _add(stats: dict, key: str, counts: np.ndarray) -> None:
-    stats[key] = stats[key] + counts if key in stats else counts
 
 
 def finish_stats(stats: dict[str, np.ndarray], meta: dict) -> dict:
