@@ -116,7 +116,6 @@ class Recaption(Annotator):
     ):
         self.captioner, self.prompt_name = captioner, prompt_name
         self.embedder, self.dataset = embedder, dataset
-        self.model_id = captioner.model_id
 
     def setup(self) -> None:
         self.captioner.load()

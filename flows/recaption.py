@@ -15,16 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import apache_beam as beam
 import yaml
 
 from pairsmith.captioners.annotator import captioner_spec, check_captioner
 from pairsmith.filters.clip_models import resolve
 from pairsmith.filters.profiles import clip_models
-from pairsmith.pipelines.layout import Layout, read_json, read_parquet, write_json
+from pairsmith.pipelines.layout import Layout, read_json, write_json
 from pairsmith.pipelines.progress import shard_progress
 from pairsmith.pipelines.recaption import RecaptionShardFn, marker, recaption_key
-from pairsmith.pipelines.runner import pipeline_options
+from pairsmith.pipelines.runner import run_shards
 from pairsmith.schemas.config import ConfigError, RunConfig, load_config
 
 ALLOWED = (
@@ -75,14 +74,7 @@ def recaption(out: str, overrides: list[str] | None = None) -> dict:
     with shard_progress(
         "recaption", len(shards), lambda: sum(layout.exists(marker(layout, key, s)) for s in shards)
     ):
-        if pending:
-            with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
-                _ = (
-                    p
-                    | "Shards" >> beam.Create(pending)
-                    | "Spread" >> beam.Reshuffle()
-                    | "Recaption" >> beam.ParDo(fn)
-                )
+        run_shards("Recaption", pending, fn, cfg.runner)
     entry = {
         "model": spec,
         "prompt": cfg.recaption.prompt,
@@ -90,7 +82,7 @@ def recaption(out: str, overrides: list[str] | None = None) -> dict:
         "key": key,
         "shards": len(shards),
         "shards_this_call": len(pending),
-        "recaptioned_rows": _recaptioned_rows(layout, shards),
+        "recaptioned_rows": sum(read_json(marker(layout, key, s))["recaptioned_rows"] for s in shards),
         "wall_time_s": round(time.time() - started, 3),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "corruption_stale": layout.exists(layout.corruption_done),
@@ -101,14 +93,6 @@ def recaption(out: str, overrides: list[str] | None = None) -> dict:
         manifest.setdefault("model_ids", {})["recaption"] = spec
         write_json(manifest, layout.manifest)
     return entry
-
-
-def _recaptioned_rows(layout: Layout, shards: list[str]) -> int:
-    total = 0
-    for shard in shards:
-        column = read_parquet(layout.data_shard(shard)).column("recaption")
-        total += len(column) - column.null_count
-    return total
 
 
 def print_summary(out: str, entry: dict) -> None:

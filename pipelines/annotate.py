@@ -29,7 +29,7 @@ def _decode(data: bytes | None) -> Image.Image | None:
         return None
 
 
-def _image_loader(layout: Layout, shard: str, members: list[str | None]) -> Iterator[bytes | None]:
+def image_loader(layout: Layout, shard: str, members: list[str | None]) -> Iterator[bytes | None]:
     """Image bytes per row, in row order, read lazily from the shard's tar (a local copy if remote)."""
     if all(m is None for m in members):
         yield from (None for _ in members)
@@ -120,7 +120,7 @@ def annotate_shard(
         return {"shard": shard, "skipped": True}
     rows = read_parquet(layout.input_shard(shard))
     results = read_parquet(layout.download_shard(shard))
-    images = _image_loader(layout, shard, results.column("member").to_pylist())
+    images = image_loader(layout, shard, results.column("member").to_pylist())
     new = annotate_rows(rows, results, images, annotators, batch_size)
     table = _record_table(rows, results, new, annotators, provenance)
     validate_table(table)

@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
 
 import apache_beam as beam
-import fsspec
 import pyarrow as pa
 import torch
 
-from pairsmith.captioners.annotator import CaptionNouns, Recaption, build_captioner
+from pairsmith.captioners.annotator import Recaption, recaption_annotators
 from pairsmith.filters.base import Annotator
-from pairsmith.filters.clip_models import ClipEmbedder
+from pairsmith.filters.clip_score import ClipScore
 from pairsmith.filters.profiles import clip_models
-from pairsmith.pipelines.annotate import annotate_rows
+from pairsmith.pipelines.annotate import annotate_rows, image_loader
 from pairsmith.pipelines.layout import Layout, read_parquet, write_json, write_parquet
 from pairsmith.schemas.config import ModelsConfig, RecaptionConfig
 from pairsmith.schemas.record import FIELDS, validate_table
@@ -45,29 +40,6 @@ def recaption_key(spec: str, cfg: RecaptionConfig) -> str:
 def marker(layout: Layout, key: str, shard: str) -> str:
     """The file whose presence says that `shard` has the recaptions of settings `key`."""
     return f"{layout.root.rstrip('/')}/_work/recaption/{key}/{shard}.json"
-
-
-def images_from_tars(
-    layout: Layout, tars: list[str | None], members: list[str | None]
-) -> Iterator[bytes | None]:
-    """Image bytes per row, in row order, from the tar each row names (relative to the output folder;
-    a local copy of a remote one), None for rows without an image."""
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
-        opened: dict[str, dict[str, tuple[tarfile.TarFile, tarfile.TarInfo]]] = {}
-        for tar, member in zip(tars, members, strict=True):
-            if tar is None or member is None:
-                yield None
-                continue
-            if tar not in opened:
-                fs, path = fsspec.core.url_to_fs(f"{layout.root.rstrip('/')}/{tar}")
-                if "file" not in fs.protocol:
-                    local = f"{scratch}/{len(opened)}.tar"
-                    fs.get_file(path, local)
-                    path = local
-                handle = stack.enter_context(tarfile.open(path, mode="r"))
-                opened[tar] = {info.name: (handle, info) for info in handle.getmembers() if info.isfile()}
-            entry = opened[tar].get(member)
-            yield entry[0].extractfile(entry[1]).read() if entry is not None else None
 
 
 def _side_columns(layout: Layout, dataset: str | None, shard: str, uids: list[str]) -> dict[str, pa.Array]:
@@ -111,7 +83,7 @@ def recaption_shard(
     recaptioner = next((a for a in annotators if isinstance(a, Recaption)), None)
     dataset = recaptioner.dataset if recaptioner else None
     side = pa.table(_side_columns(layout, dataset, shard, table.column("uid").to_pylist()))
-    images = images_from_tars(layout, table.column("tar").to_pylist(), table.column("member").to_pylist())
+    images = image_loader(layout, shard, table.column("member").to_pylist())
     # the annotate stage's own loop: batches of rows, each image decoded once, side vectors as columns
     new = annotate_rows(table.select(["caption"]), side, images, annotators, batch_size)
     table = with_columns(table, new)
@@ -125,12 +97,11 @@ def recaption_shard(
     return {"shard": shard, "rows": table.num_rows, "recaptioned_rows": rows}
 
 
-def build_recaptioners(spec: str, cfg: RecaptionConfig, models: ModelsConfig) -> list[Annotator]:
-    """`CaptionNouns` and a `Recaption` judged by the run's primary CLIP model (if it has one)."""
+def build_recaptioners(cfg: RecaptionConfig, models: ModelsConfig) -> list[Annotator]:
+    """The run's recaption annotators, judged by its primary CLIP model (if it has one)."""
     primary = next(iter(clip_models(models)), None)
-    embedder = ClipEmbedder(primary.spec, models.device, models.precision) if primary else None
-    dataset = f"embeddings/{primary.alias}" if primary else None
-    return [CaptionNouns(), Recaption(build_captioner(spec, cfg), cfg.prompt, embedder, dataset)]
+    clip = ClipScore(primary.alias, primary.spec, True, models.device, models.precision) if primary else None
+    return recaption_annotators(models, cfg, clip)
 
 
 class RecaptionShardFn(beam.DoFn):
@@ -145,7 +116,7 @@ class RecaptionShardFn(beam.DoFn):
     def setup(self):
         if self.models.threads:
             torch.set_num_threads(self.models.threads)
-        self.annotators = build_recaptioners(self.spec, self.cfg, self.models)
+        self.annotators = build_recaptioners(self.cfg, self.models)
         for annotator in self.annotators:
             annotator.setup()
 

@@ -36,7 +36,8 @@ def pipeline_options(runner: RunnerConfig) -> PipelineOptions:
     return PipelineOptions([f"--runner={runner.runner}", *runner.options])
 
 
-def _run(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) -> None:
+def run_shards(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) -> None:
+    """One Beam pipeline applying `fn` to each element (spread over workers); nothing when empty."""
     if not elements:
         return
     with beam.Pipeline(options=pipeline_options(runner)) as p:
@@ -66,7 +67,7 @@ def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
     if layout.exists(layout.ingest_done):
         return read_json(layout.ingest_done)["shards"]
     files = check_input(layout, cfg)
-    _run("Ingest", list(enumerate(files)), IngestFileFn(layout, cfg.input), cfg.runner)
+    run_shards("Ingest", list(enumerate(files)), IngestFileFn(layout, cfg.input), cfg.runner)
     shards = layout.shards("input")
     write_json({"files": files, "shards": shards}, layout.ingest_done)
     return shards
@@ -75,7 +76,7 @@ def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
 def download(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     pending = [s for s in shards if not layout.exists(layout.download_shard(s))]
     with shard_progress("download", len(shards), lambda: len(layout.shards("download"))):
-        _run("Download", pending, DownloadShardFn(layout, cfg.download), cfg.runner)
+        run_shards("Download", pending, DownloadShardFn(layout, cfg.download), cfg.runner)
 
 
 def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
@@ -84,7 +85,7 @@ def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> No
         layout, cfg.annotate, cfg.models, provenance(run["run_id"], run["config_hash"]), cfg.recaption
     )
     with shard_progress("annotate", len(shards), lambda: len(layout.shards("data"))):
-        _run("Annotate", pending, fn, cfg.runner)
+        run_shards("Annotate", pending, fn, cfg.runner)
 
 
 def start(layout: Layout, cfg: RunConfig) -> dict:
