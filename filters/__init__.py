@@ -7,6 +7,15 @@ from pairsmith.filters.clip_models import ModelLoadError
 from pairsmith.schemas.config import AnnotateConfig, ModelsConfig, RecaptionConfig
 
 
+def caption_annotators() -> list[Annotator]:
+    """The annotators that read only the caption (rerun by `pairsmith corrupt` on replaced captions)."""
+    from pairsmith.filters.caption_quality import CaptionQuality
+    from pairsmith.filters.caption_stats import CaptionStats
+    from pairsmith.filters.language import LanguageId
+
+    return [CaptionStats(), CaptionQuality(), LanguageId()]
+
+
 def build_annotators(
     models: ModelsConfig, annotate: AnnotateConfig, recaption: RecaptionConfig | None = None
 ) -> list[Annotator]:
@@ -15,13 +24,10 @@ def build_annotators(
     Cheap to call: models load in each annotator's `setup`, once per worker.
     """
     from pairsmith.filters.basic_rules import BasicRules
-    from pairsmith.filters.caption_quality import CaptionQuality
-    from pairsmith.filters.caption_stats import CaptionStats
     from pairsmith.filters.clip_score import ClipScore
     from pairsmith.filters.data_type import DataType
     from pairsmith.filters.image_geometry import AspectRatio
     from pairsmith.filters.image_stats import ImageStats
-    from pairsmith.filters.language import LanguageId
     from pairsmith.filters.phash import PerceptualHash
     from pairsmith.filters.profiles import aesthetic_clip, clip_models, signal_model
     from pairsmith.filters.text_in_image import TextInImage
@@ -38,9 +44,7 @@ def build_annotators(
         PerceptualHash(),
         ImageStats(),
         *ocr,
-        CaptionStats(),
-        CaptionQuality(),
-        LanguageId(),
+        *caption_annotators(),
     ]
     heads: list[Annotator] = [DataType(clips[0])] if clips else []
     nsfw, watermark, aesthetic = (signal_model(models, s) for s in ("nsfw", "watermark", "aesthetic"))

@@ -18,11 +18,16 @@ from pairsmith.schemas.record import FIELDS
 CLIP_SCORE = next(f for f in FIELDS if f.name == "clip_score")
 
 
+def clip_score_column(alias: str, primary: bool) -> str:
+    """The score's column: `clip_score` for the run's primary model, `clip_score_<alias>` for others."""
+    return "clip_score" if primary else f"clip_score_{alias}"
+
+
 class ClipScore(Annotator):
     def __init__(self, alias: str, spec: str, primary: bool, device: str = "auto", precision: str = "auto"):
         self.alias, self.spec = alias, spec
         self.embedder = ClipEmbedder(spec, device, precision)
-        name = "clip_score" if primary else f"clip_score_{alias}"
+        name = clip_score_column(alias, primary)
         doc = f"Cosine similarity of image and caption embeddings of CLIP model `{alias}` ({spec})."
         self.fields = (CLIP_SCORE if primary else CLIP_SCORE.with_name(name).with_metadata({"doc": doc}),)
         self.dataset = f"embeddings/{alias}"

@@ -19,14 +19,13 @@ import os
 import time
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines import runner
-from pairsmith.pipelines.corruption_inject import InjectCorruption, bucket_count
-from pairsmith.pipelines.corruption_stage import count_rows
+from pairsmith.pipelines.corruption_inject import BUCKET_ROWS, InjectCorruption
+from pairsmith.pipelines.corruption_stage import bucket_count, count_rows, read_columns
 from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
-from pairsmith.pipelines.semantic_clusters import ROWS_PER_CLUSTER, train_centroids
+from pairsmith.pipelines.semantic_clusters import cluster_count, train_centroids
 from pairsmith.schemas.config import ConfigError, RunConfig
 
 MODES = ("swap", "rewrite")
@@ -58,8 +57,9 @@ def _clusters_usable(layout: Layout, shards: list[str]) -> bool:
     least two clusters (dedup's default of one cluster per 1,000 rows gives one to a small dataset)."""
     seen = set()
     for shard in shards:
-        with layout.fs.open(layout.data_shard(shard), "rb") as f:
-            table = pq.read_table(f, columns=["caption", "clip_score", "dup_semantic_cluster"])
+        table = read_columns(
+            layout, layout.data_shard(shard), ("caption", "clip_score", "dup_semantic_cluster")
+        )
         for caption, score, cluster in zip(*(c.to_pylist() for c in table.columns), strict=True):
             if caption is not None and score is not None:
                 if cluster is None:
@@ -68,10 +68,12 @@ def _clusters_usable(layout: Layout, shards: list[str]) -> bool:
     return len(seen) >= 2
 
 
-def _fallback_centroids(source: Layout, target: Layout, alias: str, shards: list[str], seed: int) -> str:
+def _fallback_centroids(
+    source: Layout, target: Layout, alias: str, shards: list[str], rows: int, seed: int
+) -> str:
     """k-means (SemDeDup's, at least 2 clusters) over the image embeddings, for `rewrite` on a dataset
     without `dup_semantic_cluster`; the centroids go to the target's work folder."""
-    clusters = max(2, -(-count_rows(source, shards) // ROWS_PER_CLUSTER))
+    clusters = max(2, cluster_count(0, rows))
     centroids = train_centroids(source, alias, shards, clusters, seed)
     if centroids is None or len(centroids) < 2:
         raise CorruptionError("rewrite needs at least two rows with image embeddings in different clusters")
@@ -95,8 +97,9 @@ def _counts(layout: Layout, shards: list[str]) -> dict:
     and rows marked duplicate."""
     counts = dict.fromkeys(("rows", "training_pairs", "corrupted_rows", "duplicates"), 0)
     for shard in shards:
-        with layout.fs.open(layout.data_shard(shard), "rb") as f:
-            table = pq.read_table(f, columns=["caption", "clip_score", "injected_corruption", "is_duplicate"])
+        table = read_columns(
+            layout, layout.data_shard(shard), ("caption", "clip_score", "injected_corruption", "is_duplicate")
+        )
         captions, scores, injected, duplicate = (c.to_pylist() for c in table.columns)
         counts["rows"] += table.num_rows
         counts["training_pairs"] += sum(
@@ -129,11 +132,11 @@ def corrupt(source: str, target: str, ratio: float, mode: str = "swap", seed: in
     write_json(read_json(src.run_file), dst.run_file)
     images = _link_images(src, dst)
     shards = src.shards("data")
-    centroids = None
+    rows, centroids = count_rows(src, shards), None
     if mode == "rewrite" and not _clusters_usable(src, shards):
-        centroids = _fallback_centroids(src, dst, clips[0].alias, shards, seed)
+        centroids = _fallback_centroids(src, dst, clips[0].alias, shards, rows, seed)
     transform = InjectCorruption(
-        src, dst, clips, cfg.models, mode, ratio, seed, bucket_count(count_rows(src, shards)), centroids
+        src, dst, clips, cfg.models, mode, ratio, seed, bucket_count(rows, BUCKET_ROWS), centroids
     )
     with beam.Pipeline(options=runner.pipeline_options(cfg.runner)) as p:
         _ = p | "Shards" >> beam.Create(shards) | "Inject" >> transform

@@ -45,8 +45,7 @@ class TargetPlan:
     candidates_estimate: float  # their mean score
 
     def keep(self, frame: pl.DataFrame) -> pl.Series:
-        scores = frame["corruption_score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-        bins = _bins(scores)
+        bins = _bins(_scores(frame))
         mask = bins < self.cut
         if self.boundary is not None:
             evidence = frame["corruption_evidence"].cast(pl.Float64).to_numpy()
@@ -58,6 +57,11 @@ class TargetPlan:
     @property
     def threshold(self) -> float:
         return (self.cut + 1) / BINS if self.boundary is not None else self.cut / BINS
+
+
+def _scores(frame: pl.DataFrame) -> np.ndarray:
+    """`corruption_score` per row, NaN where it is null."""
+    return frame["corruption_score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
 def _bins(scores: np.ndarray) -> np.ndarray:
@@ -85,8 +89,9 @@ def plan(
     for frame in _candidates(layout, shards, base):
         passing += frame.height
         scores = frame["corruption_score"].drop_nulls().to_numpy().astype(float)
-        counts += np.bincount(_bins(scores), minlength=BINS)
-        sums += np.bincount(_bins(scores), weights=scores, minlength=BINS)
+        bins = _bins(scores)
+        counts += np.bincount(bins, minlength=BINS)
+        sums += np.bincount(bins, weights=scores, minlength=BINS)
     rows = int(counts.sum())
     if passing == 0:
         raise TargetError("no row passes the other rules, so no target can be met")
@@ -113,8 +118,7 @@ def plan(
         keys = [
             (e, stable_hash(TIE_SEED, u))
             for frame in _candidates(layout, shards, base)
-            for u, s, e in frame.iter_rows()
-            if s is not None and _bins(np.array([s]))[0] == cut
+            for u, _, e in frame.filter(pl.Series(_bins(_scores(frame)) == cut)).iter_rows()
         ]
         boundary = sorted(keys)[extra - 1]
     return TargetPlan(target, cut, boundary, rows, float(mean))

@@ -11,11 +11,7 @@ of the run that built the output. Rerun the same command to resume.
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
-
-import yaml
 
 from pairsmith.captioners.annotator import captioner_spec, check_captioner
 from pairsmith.filters.clip_models import resolve
@@ -24,7 +20,7 @@ from pairsmith.pipelines.layout import Layout, read_json, write_json
 from pairsmith.pipelines.progress import shard_progress
 from pairsmith.pipelines.recaption import RecaptionShardFn, marker, recaption_key
 from pairsmith.pipelines.runner import run_shards
-from pairsmith.schemas.config import ConfigError, RunConfig, load_config
+from pairsmith.schemas.config import ConfigError, RunConfig, config_from
 
 ALLOWED = (
     "recaption.",
@@ -46,11 +42,7 @@ def output_config(layout: Layout, overrides: list[str]) -> RunConfig:
                 f"pairsmith recaption changes only recaption.*, models.device/threads/precision, runner.* and "
                 f"annotate.batch_size; got {item!r}"
             )
-    stored = read_json(layout.run_file)["config"]
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "run.yaml"
-        path.write_text(yaml.safe_dump(stored))
-        return load_config(path, overrides)
+    return config_from(read_json(layout.run_file)["config"], overrides)
 
 
 def recaption(out: str, overrides: list[str] | None = None) -> dict:

@@ -8,6 +8,7 @@ import operator
 
 import polars as pl
 
+from pairsmith.filters.clip_score import clip_score_column
 from pairsmith.filters.profiles import clip_models
 from pairsmith.flows import corruption_target, recipes
 from pairsmith.pipelines.layout import Layout, read_json, read_parquet, write_json, write_parquet
@@ -42,7 +43,7 @@ def _clip_models(layout: Layout) -> list[ClipModelConfig]:
 
 def _context(layout: Layout, shards: list[str], clip_column: str | None) -> recipes.Context:
     models = _clip_models(layout)
-    columns = ["clip_score" if i == 0 else f"clip_score_{m.alias}" for i, m in enumerate(models)]
+    columns = [clip_score_column(m.alias, i == 0) for i, m in enumerate(models)]
     b32 = next((c for c, m in zip(columns, models, strict=True) if "ViT-B-32" in m.spec), None)
     files = [layout.data_shard(s) for s in shards]
 

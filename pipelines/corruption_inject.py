@@ -25,21 +25,17 @@ import numpy as np
 import pyarrow as pa
 
 from pairsmith.filters import corruption as cx
-from pairsmith.filters.clip_score import half_vectors
+from pairsmith.filters.clip_score import clip_score_column, half_vectors
 from pairsmith.filters.toy_world import swap_captions
 from pairsmith.pipelines.annotate import annotate_rows
 from pairsmith.pipelines.corruption_stage import read_columns, unit_vectors
 from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
-from pairsmith.pipelines.semantic_clusters import centroid_index, nearest_centroid, shard_embeddings
+from pairsmith.pipelines.semantic_clusters import load_centroid_index, nearest_centroid, shard_embeddings
 from pairsmith.schemas.config import ClipModelConfig, ModelsConfig
 from pairsmith.schemas.record import validate_table
 
 BUCKET_ROWS = 100_000
 IMAGE_COLUMNS = ("original_width", "original_height", "aspect_ratio", "image_bytes")
-
-
-def bucket_count(rows: int) -> int:
-    return max(1, -(-rows // BUCKET_ROWS))
 
 
 class InjectionMembersFn(beam.DoFn):
@@ -53,12 +49,7 @@ class InjectionMembersFn(beam.DoFn):
         self.centroids_path = centroids_path
 
     def setup(self):
-        self.index = None
-        if self.centroids_path is not None:
-            import fsspec
-
-            with fsspec.open(self.centroids_path, "rb") as f:
-                self.index = centroid_index(np.load(f))
+        self.index = load_centroid_index(self.centroids_path) if self.centroids_path is not None else None
 
     def process(self, shard: str):
         wanted = ("uid", "caption", "clip_score", "dup_semantic_cluster")
@@ -102,18 +93,10 @@ class CopyShardFn(beam.DoFn):
 
     def setup(self):
         from pairsmith.captioners.annotator import CaptionNouns
+        from pairsmith.filters import caption_annotators
         from pairsmith.filters.basic_rules import BasicRules
-        from pairsmith.filters.caption_quality import CaptionQuality
-        from pairsmith.filters.caption_stats import CaptionStats
-        from pairsmith.filters.language import LanguageId
 
-        self.caption_annotators = [
-            CaptionStats(),
-            CaptionQuality(),
-            LanguageId(),
-            CaptionNouns(),
-            BasicRules(),
-        ]
+        self.caption_annotators = [*caption_annotators(), CaptionNouns(), BasicRules()]
         for annotator in self.caption_annotators:
             annotator.setup()
         self.embedders = {}
@@ -166,7 +149,7 @@ class CopyShardFn(beam.DoFn):
             present = np.flatnonzero(~np.isnan(stored[:, 0]))
             side = _set(side, "text_embedding", half_vectors(stored[present], present, side.num_rows))
             images = unit_vectors(side.column("image_embedding"))[rows]
-            name = "clip_score" if primary else f"clip_score_{clip.alias}"
+            name = clip_score_column(clip.alias, primary)
             scores = table.column(name).to_pylist()
             for row, score in zip(rows, (images * vectors).sum(1).tolist(), strict=True):
                 scores[row] = None if np.isnan(score) else score

@@ -65,8 +65,9 @@ def count_rows(layout: Layout, shards: list[str]) -> int:
     return total
 
 
-def bucket_count(rows: int, block_size: int) -> int:
-    return max(1, -(-rows // (BUCKET_BLOCKS * (block_size + 1))))
+def bucket_count(rows: int, rows_per_bucket: int) -> int:
+    """Buckets of about `rows_per_bucket` rows for `rows` rows (at least one)."""
+    return max(1, -(-rows // rows_per_bucket))
 
 
 def merge_histograms(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

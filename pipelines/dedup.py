@@ -33,7 +33,7 @@ from pairsmith.pipelines.dedup_keys import (
     phash_keys,
 )
 from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
-from pairsmith.pipelines.semantic_clusters import centroid_index, nearest_centroid, shard_embeddings
+from pairsmith.pipelines.semantic_clusters import load_centroid_index, nearest_centroid, shard_embeddings
 from pairsmith.schemas.config import DedupConfig
 
 KINDS = ("exact", "image", "caption", "semantic")
@@ -103,10 +103,7 @@ class AssignClusters(beam.DoFn):
         self.layout, self.alias, self.centroids_path = layout, alias, centroids_path
 
     def setup(self):
-        import fsspec
-
-        with fsspec.open(self.centroids_path, "rb") as f:
-            self.index = centroid_index(np.load(f))
+        self.index = load_centroid_index(self.centroids_path)
 
     def process(self, shard: str):
         rows, vectors = shard_embeddings(self.layout, self.alias, shard)

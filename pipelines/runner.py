@@ -14,7 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pairsmith.filters import build_annotators, check_models
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines.annotate import provenance
-from pairsmith.pipelines.corruption_stage import ScoreCorruption, bucket_count, count_rows
+from pairsmith.pipelines.corruption_stage import BUCKET_BLOCKS, ScoreCorruption, bucket_count, count_rows
 from pairsmith.pipelines.dedup import Deduplicate
 from pairsmith.pipelines.finalize import write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
@@ -142,7 +142,7 @@ def score_corruption(layout: Layout, cfg: RunConfig, shards: list[str], again: b
         return read_json(layout.corruption_report) if layout.exists(layout.corruption_report) else None
     models = clip_models(cfg.models)
     if models:
-        buckets = bucket_count(count_rows(layout, shards), cfg.corruption.block_size)
+        buckets = bucket_count(count_rows(layout, shards), BUCKET_BLOCKS * (cfg.corruption.block_size + 1))
         with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
             _ = (
                 p

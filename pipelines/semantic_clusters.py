@@ -82,6 +82,14 @@ def train_centroids(
     return spherical_kmeans(np.concatenate(sample), k, seed)
 
 
+def load_centroid_index(path: str):
+    """`centroid_index` over the centroids saved at `path` (any fsspec URL)."""
+    import fsspec
+
+    with fsspec.open(path, "rb") as f:
+        return centroid_index(np.load(f))
+
+
 def centroid_index(centroids: np.ndarray):
     """A faiss index over the centroids: exact for a few hundred, an inverted file over sqrt(k) coarse
     cells above that, so assigning n rows costs n x ~sqrt(k) products, not n x k (k grows with n)."""

@@ -5,6 +5,7 @@ Unknown or mistyped keys are errors that name the key (`ConfigError`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -270,6 +271,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return config_from(data, overrides)
+
+
+def config_from(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """A config from a mapping (a YAML file's, or an output's `run.json`) and `key=value` overrides."""
+    data = copy.deepcopy(data)
     for item in overrides:
         _apply(data, *_parse_override(item))
     try:
