@@ -59,8 +59,10 @@ def test_swapped_pairs_are_found_and_their_ratio_estimated(toy, tmp_path):
     assert auc >= 0.95
     assert abs(estimate - truth.mean()) <= 0.02
     assert abs(df["corruption_score"].mean() - estimate) <= 0.002  # the scores' mean is the estimate
-    flagged = df.filter(pl.col("injected_corruption").is_not_null())["corruption_flags"].list.len()
-    assert (flagged > 0).mean() >= 0.9  # what fired is listed
+    # what fired is listed: each flag fires on 90 % of random pairs (the decoys), so on ~93 % of swapped
+    # rows (0.85-0.98 over 8 swap draws), and on no true pair here
+    fired = df["corruption_flags"].list.len().to_numpy() > 0
+    assert fired[truth].mean() >= 0.8 and fired[~truth].mean() <= 0.02
     assert set(df["injected_corruption"].drop_nulls()) == {"swap"}
 
 
