@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="rows per status, flag rates, histograms")
     stats.add_argument("out", help="a pairsmith output folder")
 
+    report = sub.add_parser("report", help="one offline HTML page: every signal's histogram and image grids")
+    report.add_argument("out", help="a pairsmith output folder (or a subset)")
+    report.add_argument("--where", help="also show what this selection keeps and removes (as in select)")
+    report.add_argument("--recipe", help="also show what this recipe keeps and removes, rule by rule")
+    report.add_argument("--clip-column", help="the CLIP score column a recipe's ViT-B/32 thresholds apply to")
+    report.add_argument("--out", dest="target", help="the HTML file (default OUT/report.html)")
+
     select = sub.add_parser("select", help="write the rows of a recipe and/or a polars expression")
     select.add_argument("out", nargs="?", help="a pairsmith output folder")
     select.add_argument("--where", help='a polars expression, e.g. \'pl.col("status") == "success"\'')
@@ -94,6 +101,10 @@ def _run(args: argparse.Namespace) -> None:
         from pairsmith.flows.stats import render
 
         print(render(args.out))
+    elif args.command == "report":
+        from pairsmith.flows.report import write_report
+
+        print(f"report: {write_report(args.out, args.where, args.recipe, args.target, args.clip_column)}")
     elif args.command == "select":
         _select(args)
     elif args.command == "corrupt":

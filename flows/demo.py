@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pairsmith.flows.build import build_dataset
 from pairsmith.flows.demo_site import LocalImageServer, build_demo_site, write_pairs_parquet
+from pairsmith.flows.report import write_report
 from pairsmith.schemas.config import ConfigError
 
 MARKER = "pairsmith-demo.txt"
@@ -31,7 +32,7 @@ def prepare_folder(out: Path) -> None:
 
 
 def run_demo(out: str, n_pairs: int = 200, extra_settings: list[str] | None = None) -> dict:
-    """Build the demo site, serve it, run `build_dataset`, return the manifest."""
+    """Build the demo site, serve it, run `build_dataset`, write the HTML report, return the manifest."""
     folder = Path(out).resolve()
     prepare_folder(folder)
     routes, pairs = build_demo_site(n_pairs=n_pairs, timeout_delay_s=4.0)
@@ -39,8 +40,10 @@ def run_demo(out: str, n_pairs: int = 200, extra_settings: list[str] | None = No
         input_path = folder / "demo-input" / "pairs.parquet"
         input_path.parent.mkdir()
         write_pairs_parquet(pairs, server.base_url, input_path)
-        return build_dataset(
+        manifest = build_dataset(
             str(folder / "dataset"),
             input_path=str(input_path),
             overrides=[*DEMO_SETTINGS, *(extra_settings or [])],
         )
+    print(f"report:   {write_report(str(folder / 'dataset'))}   (open it in a browser)")
+    return manifest
