@@ -10,7 +10,7 @@ import polars as pl
 
 from pairsmith.filters.clip_score import clip_score_column
 from pairsmith.filters.profiles import clip_models
-from pairsmith.flows import corruption_target, recipes
+from pairsmith.flows import corruption_target, recipes, where
 from pairsmith.pipelines.layout import Layout, read_json, read_parquet, write_json, write_parquet
 from pairsmith.schemas.config import ClipModelConfig, ModelsConfig
 
@@ -20,14 +20,11 @@ class SelectionError(ValueError):
 
 
 def parse_where(text: str) -> pl.Expr:
-    """Evaluate a polars expression such as `(pl.col("status") == "success") & pl.col("align_ok")`."""
+    """The polars expression of a --where text, in the grammar of `flows/where.py` (never executed)."""
     try:
-        expr = eval(text, {"__builtins__": {}}, {"pl": pl, "col": pl.col, "lit": pl.lit})  # noqa: S307
-    except Exception as exc:
+        return where.parse_where(text)
+    except where.WhereError as exc:
         raise SelectionError(f"cannot parse --where {text!r}: {exc}") from None
-    if not isinstance(expr, pl.Expr):
-        raise SelectionError(f"--where must be a polars expression, got {type(expr).__name__}")
-    return expr
 
 
 def _clip_models(layout: Layout) -> list[ClipModelConfig]:

@@ -1,11 +1,15 @@
-"""Ownership of an output folder: one config per folder, so a rerun resumes instead of mixing runs."""
+"""Ownership of an output folder (one config per folder, so a rerun resumes instead of mixing runs),
+and what must be done again when part of it is remade."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
+import fsspec
+
 from pairsmith.pipelines.layout import Layout, read_json, write_json
+from pairsmith.pipelines.shard_check import side_files
 from pairsmith.schemas.config import ConfigError, RunConfig
 
 
@@ -23,9 +27,11 @@ def check_output(layout: Layout, cfg: RunConfig) -> dict | None:
 
 
 def claim_output(layout: Layout, cfg: RunConfig) -> dict:
-    """Create `run.json`, or reuse it when it records the same config (resume). Returns it."""
+    """Create `run.json`, or reuse it when it records the same config (resume: the old manifest is
+    removed, finalize writes it again, so a resumed run that fails never leaves one). Returns it."""
     run = check_output(layout, cfg)
     if run is not None:
+        _remove(layout, layout.manifest)
         return run
     config_hash = cfg.config_hash()
     run = {
@@ -35,3 +41,31 @@ def claim_output(layout: Layout, cfg: RunConfig) -> dict:
     }
     write_json(run, layout.run_file)
     return run
+
+
+def invalidate_global_stages(layout: Layout) -> list[str]:
+    """Make the next run redo caption sharing, dedup and corruption over every shard (their columns
+    depend on all rows), and drop the manifest until finalize writes it again. Call it whenever a data
+    shard is (re)written outside those stages. Returns the markers it removed."""
+    markers = [layout.sharing_done, layout.dedup_done, layout.corruption_done]
+    removed = [m for m in markers if layout.exists(m)]
+    for path in [*removed, layout.manifest]:
+        _remove(layout, path)
+    return removed
+
+
+def discard_shard(layout: Layout, shard: str, download: bool = False) -> None:
+    """Remove a shard's annotate outputs (data and side files), and with `download` its download
+    results too, so that the next run makes them again; then invalidate the global stages."""
+    paths = [layout.data_shard(shard), *side_files(layout, shard)]
+    if download:
+        paths.append(layout.download_shard(shard))
+    for path in paths:
+        _remove(layout, path)
+    invalidate_global_stages(layout)
+
+
+def _remove(layout: Layout, path: str) -> None:
+    if layout.exists(path):
+        fs, p = fsspec.core.url_to_fs(path)
+        fs.rm(p)

@@ -20,8 +20,9 @@ from pairsmith.pipelines.finalize import write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
 from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
 from pairsmith.pipelines.progress import shard_progress
-from pairsmith.pipelines.run_state import check_output, claim_output
+from pairsmith.pipelines.run_state import check_output, claim_output, discard_shard, invalidate_global_stages
 from pairsmith.pipelines.semantic_clusters import train_centroids
+from pairsmith.pipelines.shard_check import OutputError, damaged_data, damaged_downloads
 from pairsmith.pipelines.stages import (
     AnnotateShardFn,
     DownloadShardFn,
@@ -74,13 +75,23 @@ def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
 
 
 def download(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
+    for shard in damaged_downloads(layout, shards):
+        discard_shard(layout, shard, download=True)
     pending = [s for s in shards if not layout.exists(layout.download_shard(s))]
     with shard_progress("download", len(shards), lambda: len(layout.shards("download"))):
         run_shards("Download", pending, DownloadShardFn(layout, cfg.download), cfg.runner)
 
 
 def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
+    """Annotate every shard without an intact data shard; when any is (re)made, the global stages are
+    invalidated, since their columns depend on every row."""
+    fields = [f for a in build_annotators(cfg.models, cfg.annotate, cfg.recaption) for f in a.fields]
+    embeddings = [f"embeddings/{m.alias}" for m in clip_models(cfg.models)]  # ClipScore's side datasets
+    for shard in damaged_data(layout, shards, fields, embeddings):
+        discard_shard(layout, shard)
     pending = [s for s in shards if not layout.exists(layout.data_shard(s))]
+    if pending:
+        invalidate_global_stages(layout)
     fn = AnnotateShardFn(
         layout, cfg.annotate, cfg.models, provenance(run["run_id"], run["config_hash"]), cfg.recaption
     )
@@ -154,6 +165,13 @@ def score_corruption(layout: Layout, cfg: RunConfig, shards: list[str], again: b
 
 
 def finalize(layout: Layout, run: dict, started: float) -> dict:
+    """Check every data shard's footer and row count, then write the manifest."""
+    damaged = damaged_data(layout, layout.shards("input"), None, [])
+    if damaged:
+        raise OutputError(
+            f"damaged data shard {next(iter(damaged.values()))} ({len(damaged)} in all); rerun with the "
+            "same config to remake it"
+        )
     return write_manifest(layout, run, run["model_ids"], started)
 
 
