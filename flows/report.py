@@ -88,6 +88,10 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
 def _table(frame: pl.DataFrame, bar: str | None = None) -> str:
     """A table of `frame`; a column `bar` (a share in [0, 1]) is drawn as a bar and a percentage."""
     head = "".join(f"<th>{escape(c)}</th>" for c in frame.columns)
@@ -172,6 +176,7 @@ def _signal(frame: pl.DataFrame, signal: summary.Signal, gallery: Gallery) -> st
             f'<span class="tag">{removed} ({removed / total:.1%})</span>'
         )
     first = signal.thresholds[0] if signal.thresholds else None
+    removed = (first.value, "below" if first.keep == "above" else "above") if first else None
 
     def label(row: dict) -> tuple[str, str, str]:
         value = row[signal.column]
@@ -187,7 +192,7 @@ def _signal(frame: pl.DataFrame, signal: summary.Signal, gallery: Gallery) -> st
     grids = summary.samples(frame, signal.column, centre, GRID)
     return (
         f'<section id="signal-{signal.column}"><h3>{escape(signal.label)} <code>{signal.column}</code></h3>'
-        f'<div class="row">{svg.histogram(hist.edges, hist.counts, markers, signal.column)}'
+        f'<div class="row">{svg.histogram(hist.edges, hist.counts, markers, signal.column, removed)}'
         f'<div class="lead">{"<br>".join(lines)}</div></div>'
         + _grid(gallery, "lowest values", grids["low"], label, signal.text)
         + _grid(gallery, around, grids["around"], label, signal.text)
@@ -199,11 +204,13 @@ def _signal(frame: pl.DataFrame, signal: summary.Signal, gallery: Gallery) -> st
 def _signals(frame: pl.DataFrame, gallery: Gallery) -> str:
     found = summary.signals(frame)
     links = " · ".join(f'<a href="#signal-{s.column}">{s.column}</a>' for s in found)
+    published = "; ".join(f"{s.column} {t.label}" for s in summary.SIGNALS for t in s.thresholds)
     note = (
-        "Red lines: published thresholds (LAION-5B: CLIP ViT-B/32 cosine >= 0.28 for English, >= 0.26 "
-        "otherwise; punsafe < 0.5; pwatermark < 0.8). LAION's CLIP thresholds are for ViT-B/32 scores: on "
-        "another model's scale they only mark where LAION's cut would sit. Image borders: green = kept by "
-        "the first threshold, red = removed. Grids show rows with an image."
+        f"Red lines: published thresholds (LAION-5B: {escape(published)}). LAION's CLIP thresholds are for "
+        "ViT-B/32 cosines: on "
+        "another model's scale they only mark where LAION's cut would sit. Pink bars and red image borders: "
+        "rows the first threshold removes; green borders: rows it keeps. Grids show rows with an image, one "
+        "per duplicate group."
     )
     return f'<h2 id="signals">Signals</h2><p class="lead">{note}</p><p>{links}</p>' + "".join(
         _signal(frame, s, gallery) for s in found
@@ -348,7 +355,7 @@ def _selection(frame: pl.DataFrame, rules: list[tuple[str, pl.Expr]], asked: str
         parts.append(
             _grid(
                 gallery,
-                f"removed by <code>{escape(effect.rule)}</code>: {effect.removed.height} rows"
+                f"removed by <code>{escape(effect.rule)}</code>: {_rows(effect.removed.height)}"
                 + (f" ({GRID} at random)" if effect.removed.height > GRID else ""),
                 sample,
                 label,

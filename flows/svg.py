@@ -13,6 +13,7 @@ WIDTH, HEIGHT = 560, 210
 LEFT, RIGHT, TOP, BOTTOM = 46, 12, 34, 36
 BAR = "#4c78a8"
 LINE = "#d62728"
+REMOVED = "#e8a0a0"
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,15 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [low + i * step for i in range(count)]
 
 
-def histogram(edges: list[float], counts: list[int], markers: list[Marker], x_label: str) -> str:
-    """An SVG histogram of `counts` over bins `edges` (len(counts) + 1), with marker lines."""
+def histogram(
+    edges: list[float],
+    counts: list[int],
+    markers: list[Marker],
+    x_label: str,
+    removed: tuple[float, str] | None = None,
+) -> str:
+    """An SVG histogram of `counts` over bins `edges` (len(counts) + 1), with marker lines; with
+    `removed` = (value, "below" or "above"), the bins on that side of the value are drawn in red."""
     low, high = edges[0], edges[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     top = max(max(counts, default=0), 1)
@@ -55,9 +63,11 @@ def histogram(edges: list[float], counts: list[int], markers: list[Marker], x_la
     ]
     for left, right, count in zip(edges, edges[1:], counts, strict=False):
         h = count / top * plot_h
+        centre = (left + right) / 2
+        out = removed is not None and (centre < removed[0] if removed[1] == "below" else centre >= removed[0])
         parts.append(
             f'<rect x="{x(left):.1f}" y="{TOP + plot_h - h:.1f}" width="{max(x(right) - x(left) - 1, 0.5):.1f}" '
-            f'height="{h:.1f}" fill="{BAR}"><title>{number(left)} .. {number(right)}: {count} rows</title></rect>'
+            f'height="{h:.1f}" fill="{REMOVED if out else BAR}"><title>{number(left)} .. {number(right)}: {count} rows</title></rect>'
         )
     base = TOP + plot_h
     parts.append(f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}" stroke="#333"/>')
