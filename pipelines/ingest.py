@@ -1,15 +1,24 @@
 """Ingest: read input files (parquet, csv, tsv, jsonl), assign uids, validate URLs, cut into shards.
 
-A row that cannot be used (no URL, a URL that is not http(s), a line that is not JSON) is kept with
-status `invalid_input`; a problem with a whole file (missing url column, unreadable file) is an
-`InputError` that names the file.
+A row that cannot be used is kept with status `invalid_input`; its `input_problem` reads `KIND: message`
+with kind `invalid_url` (no URL, a URL that does not parse or is not http(s)) or `bad_line` (a CSV or
+JSON line that cannot be parsed; its raw text becomes the caption). A problem with a whole file (missing
+url column, unreadable file) is an `InputError` that names the file.
+
+Column names come out unique: a repeated name is numbered (`caption`, `caption_2`, ...) and an input
+column named like one that pairsmith writes is kept as `input_NAME` (or the first free `input_NAME_2`,
+`input_NAME_3`, ...).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import warnings
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import fsspec
@@ -21,10 +30,18 @@ from pairsmith.schemas.config import InputConfig
 from pairsmith.schemas.record import CORE_NAMES
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+PROBLEM = "input_problem"  # the input shard's column saying why a row cannot be fetched
+RESERVED = CORE_NAMES | {PROBLEM}  # with `clip_score_<alias>`: the names pairsmith writes
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # http.client refuses to send these
+_BAD_LABEL = re.compile(r"^\.|\.\.|[^.]{64}")  # an empty or over-long DNS label
 
 
 class InputError(ValueError):
     """An input problem the user must fix (the message names the file)."""
+
+
+class InputWarning(UserWarning):
+    """A file was read with repairs: columns renamed, lines kept as `invalid_input` rows."""
 
 
 def list_input_files(path: str, fmt: str = "auto", exclude: str | None = None) -> list[str]:
@@ -80,50 +97,128 @@ def _clean_strings(array: pa.ChunkedArray | pa.Array) -> list[str | None]:
     return [None if v is None else str(v) for v in array.to_pylist()]
 
 
+def problem(kind: str, message: str) -> str:
+    """An `input_problem` value."""
+    return f"{kind}: {message}"
+
+
+def split_problem(text: str) -> tuple[str, str]:
+    """(error_kind, message) of an `input_problem` value."""
+    kind, _, message = text.partition(": ")
+    return kind, message
+
+
 def url_problem(url: str | None) -> str | None:
     """Why a URL cannot be fetched, or None if it looks fetchable."""
     if url is None or not url.strip():
         return "missing url"
-    parts = urlsplit(url.strip())
+    text = url.strip()
+    if _SPACE_OR_CONTROL.search(text):
+        return "url contains whitespace or control characters"
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        if ":" in parts.netloc:
+            parts.port  # noqa: B018 (raises on a port that is not a number in 0..65535)
+        if host and (not host.isascii() or _BAD_LABEL.search(host)):
+            host.encode("idna")  # says what is wrong with the name
+    except ValueError as exc:  # UnicodeError included
+        return f"cannot parse url: {exc}"
     if parts.scheme.lower() not in ("http", "https"):
         return f"unsupported url scheme {parts.scheme!r}" if parts.scheme else "url has no scheme"
-    if not parts.hostname:
+    if not host:
         return "url has no host"
     return None
 
 
-def _read_pieces(path: str, fmt: str) -> Iterator[pa.Table]:
+@dataclass
+class Piece:
+    """Consecutive rows of a file as read; for each row, why it could not be parsed (None if it could)
+    and its raw text. `problems` and `raw` are None when every row parsed."""
+
+    table: pa.Table
+    problems: list[str | None] | None = None
+    raw: list[str | None] | None = None
+
+
+def _read_pieces(path: str, fmt: str) -> Iterator[Piece]:
     fs, p = fsspec.core.url_to_fs(path)
     compression = "gzip" if path.endswith(".gz") else None
     with fs.open(p, "rb", compression=compression) as f:
         if fmt == "parquet":
             pf = pq.ParquetFile(f)
             for batch in pf.iter_batches(batch_size=65536):
-                yield pa.Table.from_batches([batch])
+                yield Piece(pa.Table.from_batches([batch]))
         elif fmt in ("csv", "tsv"):
             yield from _read_delimited(f, "\t" if fmt == "tsv" else ",")
         else:
             yield _read_jsonl(f)
 
 
-def _read_delimited(f, delimiter: str) -> Iterator[pa.Table]:
+def _read_delimited(f, delimiter: str) -> Iterator[Piece]:
+    """CSV/TSV blocks; a line with the wrong number of fields comes back as a row of its own."""
     head = f.read(1)
     if not head:
         return
     f.seek(0)
+    bad: deque[tuple[int, str, str]] = deque()  # (data row index, problem, raw text), in file order
+
+    def keep_bad_line(row: pacsv.InvalidRow) -> str:
+        # row.number counts records from 1, the header included (known when reading on one thread);
+        # it is the line number unless a quoted value spans lines or blank lines came before.
+        why = f"line {row.number}: {row.actual_columns} fields, expected {row.expected_columns}"
+        bad.append((row.number - 2, problem("bad_line", why), row.text))
+        return "skip"
+
     reader = pacsv.open_csv(
         f,
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, newlines_in_values=True, invalid_row_handler=keep_bad_line
+        ),
         convert_options=pacsv.ConvertOptions(check_utf8=False, strings_can_be_null=True),
-        read_options=pacsv.ReadOptions(block_size=1 << 22),
+        read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False),
     )
+    start = 0
     for batch in reader:
-        table = pa.Table.from_batches([batch])
-        yield pa.table({name: _clean_strings(table.column(name)) for name in table.column_names})
+        piece = _with_bad_lines(pa.Table.from_batches([batch]), bad, start, last=False)
+        start += piece.table.num_rows
+        yield piece
+    if bad:
+        yield _with_bad_lines(reader.schema.empty_table(), bad, start, last=True)
 
 
-def _read_jsonl(f) -> pa.Table:
+def _with_bad_lines(table: pa.Table, bad: deque, start: int, last: bool) -> Piece:
+    """`table` (good rows from data row `start` on) with the bad lines that fall among them put back in
+    place as empty rows; with `last`, every bad line left. Columns become clean strings."""
+    take: list[int | None] = []  # per row: the good row it is, or None for a bad line
+    problems: list[str | None] = []
+    raw: list[str | None] = []
+    good = inserted = 0
+    while bad and (last or bad[0][0] - start <= table.num_rows + inserted):
+        index, why, text = bad.popleft()
+        fill = min(max(index - start - len(take), 0), table.num_rows - good)
+        take += range(good, good + fill)
+        problems += [None] * fill
+        raw += [None] * fill
+        good, inserted = good + fill, inserted + 1
+        take.append(None)
+        problems.append(why)
+        raw.append(text)
+    if inserted:
+        rest = table.num_rows - good
+        take += range(good, table.num_rows)
+        problems += [None] * rest
+        raw += [None] * rest
+        table = table.take(pa.array(take, pa.int64()))
+    columns = [pa.array(_clean_strings(c), pa.string()) for c in table.columns]
+    cleaned = pa.Table.from_arrays(columns, names=table.column_names)
+    return Piece(cleaned, problems if inserted else None, raw if inserted else None)
+
+
+def _read_jsonl(f) -> Piece:
     rows: list[dict] = []
+    problems: list[str | None] = []
+    raw: list[str | None] = []
     for number, line in enumerate(f):
         text = line.decode("utf-8", "replace").strip()
         if not text:
@@ -132,53 +227,88 @@ def _read_jsonl(f) -> pa.Table:
             row = json.loads(text)
             if not isinstance(row, dict):
                 raise ValueError("line is not a JSON object")
+            why = None
         except ValueError as exc:
-            row = {"__invalid__": f"line {number + 1}: {exc}"}
+            row, why = {}, problem("bad_line", f"line {number + 1}: {exc}")
         rows.append(row)
+        problems.append(why)
+        raw.append(text if why else None)
     keys = list(dict.fromkeys(k for r in rows for k in r))  # every key of every line, first-seen order
     try:
-        return pa.table({k: [r.get(k) for r in rows] for k in keys})
+        columns = {k: pa.array([r.get(k) for r in rows]) for k in keys}
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # Mixed value types across lines: keep every value, as JSON text.
-        return pa.table({k: [_as_text(r.get(k)) for r in rows] for k in keys})
+        columns = {k: pa.array([_as_text(r.get(k)) for r in rows], pa.string()) for k in keys}
+    table = pa.table({"": pa.nulls(len(rows))}).drop_columns([""]) if not keys else pa.table(columns)
+    has_bad = any(problems)
+    return Piece(table, problems if has_bad else None, raw if has_bad else None)
 
 
 def _as_text(value) -> str | None:
     return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
-def _rename_collisions(table: pa.Table, cfg: InputConfig) -> pa.Table:
-    """Input columns named like pairsmith columns are kept as `input_<name>`."""
-    names = [
-        f"input_{n}" if n in CORE_NAMES and n not in (cfg.url_col, cfg.caption_col) else n
-        for n in table.column_names
-    ]
-    return table.rename_columns(names)
+def column_names(names: list[str], cfg: InputConfig) -> tuple[list[str], dict[str, list[str]]]:
+    """Unique names for a file's columns, and the new names of each repeated name.
+
+    A repeat is numbered (`caption_2`, `caption_3`); an extra column named like one that pairsmith
+    writes becomes `input_NAME`, or the first of `input_NAME_2`, `input_NAME_3`, ... that no other
+    column holds. Only the file's own column list decides, so the same file always gets the same names.
+    """
+    taken = set(names)
+    seen: set[str] = set()
+    out: list[str] = []
+    repeats: dict[str, list[str]] = {}
+
+    def numbered(stem: str) -> str:
+        k = 2
+        while f"{stem}_{k}" in taken:
+            k += 1
+        return f"{stem}_{k}"
+
+    def escaped(name: str) -> str:
+        return name if name.startswith("input_") else f"input_{name}"
+
+    for name in names:
+        new = name
+        if name in seen:
+            new = numbered(escaped(name) if _reserved(f"{name}_2") else name)
+            repeats.setdefault(name, []).append(new)
+        elif _reserved(name) and name not in (cfg.url_col, cfg.caption_col):
+            stem = escaped(name)
+            new = stem if stem not in taken and not _reserved(stem) else numbered(stem)
+        seen.add(name)
+        taken.add(new)
+        out.append(new)
+    return out, repeats
 
 
-def to_rows(piece: pa.Table, path: str, first_row: int, cfg: InputConfig) -> pa.Table:
-    """Identity columns (uid, url, caption, source, input status) followed by the extra columns."""
-    invalid = piece.column("__invalid__").to_pylist() if "__invalid__" in piece.column_names else None
+def _reserved(name: str) -> bool:
+    return name in RESERVED or name.startswith("clip_score_")
+
+
+def to_rows(piece: Piece, path: str, first_row: int, cfg: InputConfig) -> pa.Table:
+    """Identity columns (uid, url, caption, source, input problem) followed by the extra columns;
+    `piece` has unique column names (see `column_names`)."""
+    table, n = piece.table, piece.table.num_rows
+    problems = piece.problems or [None] * n
     for col in (cfg.url_col, cfg.caption_col):
-        if col not in piece.column_names and invalid is None:
+        if col not in table.column_names and None in problems:
             raise InputError(
-                f"{path}: no column {col!r} (columns: {', '.join(piece.column_names)}); "
+                f"{path}: no column {col!r} (columns: {', '.join(table.column_names)}); "
                 f"set input.url_col / input.caption_col"
             )
-    n = piece.num_rows
-    urls = _clean_strings(piece.column(cfg.url_col)) if cfg.url_col in piece.column_names else [None] * n
+    urls = _clean_strings(table.column(cfg.url_col)) if cfg.url_col in table.column_names else [None] * n
     caps = (
-        _clean_strings(piece.column(cfg.caption_col)) if cfg.caption_col in piece.column_names else [None] * n
+        _clean_strings(table.column(cfg.caption_col)) if cfg.caption_col in table.column_names else [None] * n
     )
-    problems = [url_problem(u) for u in urls]
-    if invalid is not None:
-        problems = [bad or p for bad, p in zip(invalid, problems, strict=True)]
-    extras = _rename_collisions(
-        piece.drop_columns(
-            [c for c in (cfg.url_col, cfg.caption_col, "__invalid__") if c in piece.column_names]
-        ),
-        cfg,
-    )
+    if piece.raw is not None:
+        caps = [c if r is None else r for c, r in zip(caps, piece.raw, strict=True)]
+    problems = [
+        bad or ((why := url_problem(u)) and problem("invalid_url", why))
+        for bad, u in zip(problems, urls, strict=True)
+    ]
+    extras = table.drop_columns([c for c in (cfg.url_col, cfg.caption_col) if c in table.column_names])
     identity = pa.table(
         {
             "uid": [stable_uid(u, c) for u, c in zip(urls, caps, strict=True)],
@@ -186,7 +316,7 @@ def to_rows(piece: pa.Table, path: str, first_row: int, cfg: InputConfig) -> pa.
             "caption": caps,
             "source_file": pa.array([path] * n, pa.string()),
             "source_row": pa.array(range(first_row, first_row + n), pa.int64()),
-            "input_problem": pa.array(problems, pa.string()),
+            PROBLEM: pa.array(problems, pa.string()),
         }
     )
     for name in extras.column_names:
@@ -194,15 +324,40 @@ def to_rows(piece: pa.Table, path: str, first_row: int, cfg: InputConfig) -> pa.
     return identity
 
 
+_WARNED: set[str] = set()
+
+
+def _warn(message: str) -> None:
+    # Once per process: the run's preflight reads each file's first rows before ingest reads it all.
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, InputWarning, stacklevel=1)
+
+
 def read_input_file(path: str, cfg: InputConfig) -> Iterator[pa.Table]:
-    """Rows of one file in order, as tables of identity columns plus extras."""
+    """Rows of one file in order, as tables of identity columns plus extras. Warns once per file
+    about repeated column names and once about lines that could not be parsed."""
     fmt = _format_of(path, cfg.format)
     first = 0
+    warned: set[str] = set()
     try:
         for piece in _read_pieces(path, fmt):
-            if piece.num_rows:
+            names, repeats = column_names(piece.table.column_names, cfg)
+            if repeats and "names" not in warned:
+                warned.add("names")
+                renamed = "; ".join(f"{k} -> {', '.join(v)}" for k, v in repeats.items())
+                _warn(f"{path}: repeated column names renamed: {renamed}")
+            if piece.problems and "lines" not in warned:
+                warned.add("lines")
+                first_bad = split_problem(next(p for p in piece.problems if p))[1]
+                _warn(
+                    f"{path}: {first_bad}; lines that cannot be parsed are kept as invalid_input rows "
+                    "(error_kind bad_line)"
+                )
+            if piece.table.num_rows:
+                piece.table = piece.table.rename_columns(names)
                 yield to_rows(piece, path, first, cfg)
-                first += piece.num_rows
+                first += piece.table.num_rows
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read as {fmt}: {exc}") from None
 
