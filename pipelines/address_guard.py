@@ -1,16 +1,16 @@
-"""Private-address guard: an urllib opener that refuses to connect to non-public addresses.
+"""Private-address guard: the connection factory of the fetch policy's opener (`pipelines/fetch_policy.py`).
 
 The check happens when a connection is opened, on the address actually dialled, so it also covers
-redirects (each hop opens a new connection) and DNS answers that change between lookups.
-img2dataset downloads through `urllib.request.urlopen`, which uses the opener installed here.
+redirects (each hop opens a new connection) and DNS answers that change between lookups. Every
+connection, guarded or not, dials within the time left to its fetch (`download.deadline_s`).
 """
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import socket
-import urllib.request
+
+from pairsmith.pipelines.fetch_limits import connect_timeout
 
 GUARD_MARKER = "private address guard"
 
@@ -27,50 +27,32 @@ def is_public(ip: str) -> bool:
     return addr.is_global and not addr.is_multicast
 
 
-def _guarded_create_connection(allowlist: frozenset[str]):
-    def create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, **kwargs):
+def connector(guard: bool, allowlist: list[str] | tuple[str, ...] = ()):
+    """A `create_connection` for http.client: checks every address of a host (unless `guard` is off
+    or the host is allow-listed) and dials only addresses it checked."""
+    allowed = frozenset(allowlist)
+
+    def create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, **_):
         host, port = address
-        if host in allowlist:
-            return socket.create_connection(address, timeout, source_address)
+        read_timeout = None if timeout is socket._GLOBAL_DEFAULT_TIMEOUT else timeout
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        for *_, sockaddr in infos:
-            if not is_public(sockaddr[0]):
-                raise BlockedAddressError(
-                    f"{GUARD_MARKER}: host {host!r} resolves to non-public address {sockaddr[0]} "
-                    "(set download.allow_private_addresses=true or add the host to download.private_allowlist)"
-                )
-        # Dial the address that was checked, not a fresh lookup.
-        return socket.create_connection((infos[0][4][0], port), timeout, source_address)
+        if guard and host not in allowed:
+            for *_, sockaddr in infos:
+                if not is_public(sockaddr[0]):
+                    raise BlockedAddressError(
+                        f"{GUARD_MARKER}: host {host!r} resolves to non-public address {sockaddr[0]} "
+                        "(set download.allow_private_addresses=true or add the host to download.private_allowlist)"
+                    )
+        error: OSError = OSError(f"no address for {host!r}")
+        for *_, sockaddr in infos:  # the addresses looked up (and checked) above, not a fresh lookup
+            try:
+                sock = socket.create_connection(sockaddr[:2], connect_timeout(read_timeout), source_address)
+            except OSError as exc:
+                error = exc
+                continue
+            sock.settimeout(read_timeout)
+            return sock
+        connect_timeout(read_timeout)  # raises DeadlineExceeded if the deadline is what ended the wait
+        raise error
 
     return create_connection
-
-
-def build_guarded_opener(allowlist: list[str] | tuple[str, ...] = ()) -> urllib.request.OpenerDirector:
-    """An opener whose HTTP and HTTPS connections pass through the guard."""
-    create = _guarded_create_connection(frozenset(allowlist))
-
-    class GuardedHTTPConnection(http.client.HTTPConnection):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._create_connection = create  # http.client sets this per instance
-
-    class GuardedHTTPSConnection(http.client.HTTPSConnection):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._create_connection = create
-
-    class GuardedHTTPHandler(urllib.request.HTTPHandler):
-        def http_open(self, req):
-            return self.do_open(GuardedHTTPConnection, req)
-
-    class GuardedHTTPSHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req):
-            return self.do_open(GuardedHTTPSConnection, req, context=self._context)
-
-    return urllib.request.build_opener(GuardedHTTPHandler, GuardedHTTPSHandler)
-
-
-def install_fetch_policy(allow_private: bool, allowlist: list[str] | tuple[str, ...] = ()) -> None:
-    """Install the process-wide urllib opener that img2dataset's downloader uses."""
-    opener = urllib.request.build_opener() if allow_private else build_guarded_opener(allowlist)
-    urllib.request.install_opener(opener)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
+import warnings
 
 import fsspec
 import pyarrow as pa
@@ -17,10 +18,11 @@ import pyarrow.parquet as pq
 from img2dataset.downloader import Downloader
 from img2dataset.resizer import Resizer
 from img2dataset.writer import WebDatasetSampleWriter
+from PIL import Image
 
 from pairsmith.filters.jpeg_quality import estimate_jpeg_quality
-from pairsmith.pipelines.address_guard import install_fetch_policy
-from pairsmith.pipelines.download_errors import classify
+from pairsmith.pipelines.download_errors import PIXELS_KEY, classify
+from pairsmith.pipelines.fetch_policy import fetch_policy
 from pairsmith.pipelines.layout import Layout, atomic_path, read_parquet, write_parquet
 from pairsmith.schemas.config import DownloadConfig
 
@@ -42,26 +44,52 @@ RESULT_SCHEMA = pa.schema(
 )
 
 
+def header_problem(img_stream, max_pixels: int) -> str | None:
+    """Why an image must not be decoded, read from its header alone (Pillow's `open` decodes
+    nothing); None if it may be."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(img_stream) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own limit, 2 x Image.MAX_IMAGE_PIXELS
+        return f"{exc} ({PIXELS_KEY})"
+    except Exception as exc:  # noqa: BLE001  (any Pillow error is this row's decode error)
+        return f"Image decoding error: unreadable header ({type(exc).__name__}: {exc})"
+    if width * height > max_pixels:
+        return f"image of {width}x{height} pixels is over {PIXELS_KEY}={max_pixels}"
+    return None
+
+
 class _MeasuringResizer(Resizer):
-    """img2dataset's Resizer that measures the original file it was given: its byte size (LAION's
-    5 KB rule needs it) and, for a JPEG, its quality setting (re-encoding hides both).
+    """img2dataset's Resizer that first reads the image header (too many pixels: never decoded) and
+    measures the original file it was given: its byte size (LAION's 5 KB rule needs it) and, for a
+    JPEG, its quality setting (re-encoding hides both).
 
     img2dataset resizes and then writes each sample from the same thread, one after the other,
-    so the writer below can attach these measurements to the sample's metadata.
+    so the writer below can attach these measurements to the sample's metadata. An exception here
+    would lose the row inside img2dataset, so every problem is returned as the row's error.
     """
 
-    last: dict[str, int | None] = {}
+    def __init__(self, max_pixels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.max_pixels = max_pixels
+        self.last: dict[str, int | None] = {}
 
     def __call__(self, img_stream, blurring_bbox_list=None):
-        self.last = {
-            "image_bytes": img_stream.getbuffer().nbytes,
-            "jpeg_quality": estimate_jpeg_quality(img_stream),
-        }
+        self.last = {"image_bytes": img_stream.getbuffer().nbytes, "jpeg_quality": None}
+        problem = header_problem(img_stream, self.max_pixels)
+        if problem is not None:
+            return None, None, None, None, None, problem
+        self.last["jpeg_quality"] = estimate_jpeg_quality(img_stream)
         img_stream.seek(0)
         return super().__call__(img_stream, blurring_bbox_list)
 
 
-def _writer_class(resizer: _MeasuringResizer):
+def _writer_class(resizer: _MeasuringResizer, shard: str):
+    """img2dataset's webdataset writer, adding the resizer's measurements and prefixing each key with
+    the shard name (img2dataset's keys restart at 000000000 in every shard)."""
+
     class MeasuringWriter(WebDatasetSampleWriter):
         def __init__(self, shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format):
             schema = schema.append(pa.field("image_bytes", pa.int64())).append(
@@ -73,6 +101,7 @@ def _writer_class(resizer: _MeasuringResizer):
             downloaded = meta["status"] in ("success", "failed_to_resize")
             for name in ("image_bytes", "jpeg_quality"):
                 meta[name] = resizer.last.get(name) if downloaded else None
+            key = meta["key"] = f"{shard}_{key}"
             super().write(img_str, key, caption, meta)
 
     return MeasuringWriter
@@ -80,6 +109,7 @@ def _writer_class(resizer: _MeasuringResizer):
 
 def make_resizer(cfg: DownloadConfig) -> _MeasuringResizer:
     return _MeasuringResizer(
+        max_pixels=cfg.max_image_pixels,
         image_size=cfg.image_size,
         resize_mode=cfg.resize_mode,
         resize_only_if_bigger=cfg.resize_only_if_bigger,
@@ -92,15 +122,16 @@ def make_resizer(cfg: DownloadConfig) -> _MeasuringResizer:
 
 
 def run_img2dataset(
-    urls: list[str], captions: list[str | None], cfg: DownloadConfig, folder: str
+    urls: list[str], captions: list[str | None], cfg: DownloadConfig, folder: str, shard: str
 ) -> pa.Table:
-    """Download `urls` into `folder` (00000.tar + 00000.parquet); return img2dataset's rows."""
+    """Download `urls` into `folder` (00000.tar + 00000.parquet, keys prefixed with `shard`); return
+    img2dataset's rows."""
     rows = pa.table({"url": urls, "caption": captions, "row": pa.array(range(len(urls)), pa.int64())})
     with pa.OSFile(f"{folder}/input.arrow", "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
         writer.write_table(rows)
     resizer = make_resizer(cfg)
     downloader = Downloader(
-        sample_writer_class=_writer_class(resizer),
+        sample_writer_class=_writer_class(resizer, shard),
         resizer=resizer,
         thread_count=cfg.threads,
         save_caption=True,
@@ -159,7 +190,6 @@ def download_shard(shard: str, layout: Layout, cfg: DownloadConfig) -> dict:
     """Download one shard (skipped if already done); returns counts for progress reports."""
     if layout.exists(layout.download_shard(shard)):
         return {"shard": shard, "skipped": True}
-    install_fetch_policy(cfg.allow_private_addresses, cfg.private_allowlist)
     rows = read_parquet(layout.input_shard(shard))
     problems = rows.column("input_problem").to_pylist()
     fetch = [i for i, p in enumerate(problems) if p is None]
@@ -168,9 +198,10 @@ def download_shard(shard: str, layout: Layout, cfg: DownloadConfig) -> dict:
     scratch = tempfile.mkdtemp(prefix=f"pairsmith-{shard}-")
     try:
         if fetch:
-            fetched = run_img2dataset(
-                [urls[i].strip() for i in fetch], [caps[i] for i in fetch], cfg, scratch
-            )
+            with fetch_policy(cfg):
+                fetched = run_img2dataset(
+                    [urls[i].strip() for i in fetch], [caps[i] for i in fetch], cfg, scratch, shard
+                )
         else:
             fetched = pa.table({"row": pa.array([], pa.int64())})
             tarfile.open(f"{scratch}/00000.tar", "w").close()

@@ -8,8 +8,10 @@ from collections import Counter
 from importlib.metadata import version
 
 import fsspec
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pairsmith.pipelines.download_errors import opt_out_source
 from pairsmith.pipelines.layout import Layout, read_json, write_json
 from pairsmith.schemas import PIPELINE_VERSION
 from pairsmith.schemas.record import SCHEMA_VERSION
@@ -34,6 +36,18 @@ def _rows(layout: Layout, kind: str, path_of) -> tuple[int, Counter, int]:
     return total, statuses, duplicates
 
 
+def _opt_outs(layout: Layout) -> dict[str, int]:
+    """Rows blocked by each kind of opt-out: `robots_txt` and `x_robots_tag`."""
+    counts = Counter({"robots_txt": 0, "x_robots_tag": 0})
+    for shard in layout.shards("data"):
+        fs, path = fsspec.core.url_to_fs(layout.data_shard(shard))
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f, columns=["error_kind", "error_message"])
+        blocked = table.filter(pc.equal(table.column("error_kind"), "opt_out"))
+        counts.update(opt_out_source(m) for m in blocked.column("error_message").to_pylist())
+    return dict(counts)
+
+
 def _versions() -> dict[str, str]:
     names = ("apache-beam", "img2dataset", "pyarrow", "prefect", "polars", "imagehash", "langid")
     return {"pairsmith": PIPELINE_VERSION, "python": platform.python_version()} | {
@@ -52,6 +66,7 @@ def write_manifest(layout: Layout, run: dict, model_ids: dict[str, str], started
         "output_rows": output_rows,
         "rows_per_status": dict(sorted(statuses.items())),
         "duplicate_rows": duplicates,
+        "opt_out_rows": _opt_outs(layout),
         "estimated_corruption_ratio": (
             read_json(layout.corruption_report).get("estimated_corruption_ratio")
             if layout.exists(layout.corruption_report)

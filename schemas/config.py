@@ -39,7 +39,30 @@ class DownloadConfig(_Strict):
     """img2dataset's Downloader and Resizer settings plus pairsmith's fetch policy."""
 
     threads: int = Field(32, ge=1, description="Download threads per shard.")
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="Longest wait for a connection or for any one read.")
+    deadline_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest time one fetch may take, redirects included (each retry gets its own); "
+        "past it: failed_to_download / deadline.",
+    )
+    max_bytes: int = Field(
+        64 * 2**20,
+        ge=1,
+        description="Most bytes one fetch may receive, redirects included; more (or a larger "
+        "Content-Length): failed_to_download / too_large, and what was read is dropped.",
+    )
+    max_image_pixels: int = Field(
+        100_000_000,
+        ge=1,
+        description="Most pixels (width x height, read from the image header) an image may have; more: "
+        "failed_to_decode / too_large, never decoded.",
+    )
+    respect_robots_txt: bool = Field(
+        True,
+        description="Read each host's /robots.txt (once per host per shard) and never request what it "
+        "disallows for user_agent_token: blocked / opt_out. An unreadable robots.txt allows all.",
+    )
     retries: int = Field(1, ge=0)
     image_size: int = Field(512, ge=8)
     resize_mode: Literal["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"] = "keep_ratio"

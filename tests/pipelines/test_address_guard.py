@@ -54,7 +54,8 @@ def test_guard_checks_every_redirect_hop(tmp_path):
         # The first hop's host is allow-listed; the redirect goes to another name for the same server.
         server.add_route("/hop", Route(status=302, headers=(("Location", f"http://localhost:{port}/a.jpg"),)))
         df = _run(tmp_path, [server.url("/hop")], ["download.private_allowlist=[127.0.0.1]"])
-        assert server.hits == ["/hop"]
+        # robots.txt of the first host is read (it has none); the second host's is refused by the guard too
+        assert server.hits == ["/robots.txt", "/hop"]
     assert df["status"].to_list() == ["blocked"]
     assert "'localhost'" in df["error_message"][0]
 
@@ -64,5 +65,5 @@ def test_switch_allows_private_addresses(tmp_path):
         {"/a.jpg": Route(body=_jpeg(), headers=(("Content-Type", "image/jpeg"),))}
     ) as server:
         df = _run(tmp_path, [server.url("/a.jpg")], ["download.allow_private_addresses=true"])
-        assert server.hits == ["/a.jpg"]
+        assert server.hits == ["/robots.txt", "/a.jpg"]
     assert df["status"].to_list() == ["success"]
