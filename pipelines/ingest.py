@@ -220,7 +220,7 @@ def _read_jsonl(f) -> Piece:
     problems: list[str | None] = []
     raw: list[str | None] = []
     for number, line in enumerate(f):
-        text = line.decode("utf-8", "replace").strip()
+        text = line.decode("utf-8", "replace").strip().removeprefix("\ufeff" if number == 0 else "")
         if not text:
             continue
         try:

@@ -152,8 +152,9 @@ def test_bad_lines_everywhere_lose_no_row(tmp_path):
 
 def test_jsonl_bad_lines_keep_their_text(tmp_path):
     path = tmp_path / "a.jsonl"
-    path.write_text('{"url": "http://example.com/1.jpg", "caption": "ok"}\n{not json\n')
+    path.write_text('\ufeff{"url": "http://example.com/1.jpg", "caption": "ok"}\n{not json\n')  # with a BOM
     rows, caught = _read(path)
+    assert rows[0]["input_problem"] is None
     assert split_problem(rows[1]["input_problem"])[0] == "bad_line"
     assert rows[1]["caption"] == "{not json" and len(caught) == 1
 
