@@ -12,6 +12,7 @@ has no script and names no other host: images are `data:` URIs, charts inline SV
 from __future__ import annotations
 
 import json
+import re
 import time
 from html import escape
 
@@ -24,6 +25,7 @@ from pairsmith.pipelines.layout import Layout, atomic_path, read_json
 
 GRID = 8  # images per grid
 GROUPS = 3  # duplicate groups shown per kind
+TYPES = 4  # data types shown with a grid
 CAPTION_CHARS = 90
 
 STYLE = """
@@ -67,17 +69,19 @@ class Gallery:
             f"{note}{escape(short)}</figcaption></figure>"
         )
 
-    def fill(self, html: str, image_root: str) -> tuple[str, int, list[str]]:
-        """`html` with every placeholder replaced by its image; also the image count and unreadable tars."""
+    def fill(self, html: str, image_root: str) -> tuple[str, int, int, list[str]]:
+        """`html` with every placeholder replaced by its image; also the images placed, the distinct
+        images and the tars that could not be read."""
         found, unreadable = thumbnails.load(image_root, self.wanted)
-        for uid in self.wanted:
-            image = (
-                f'<img src="{found[uid]}" alt="">'
-                if uid in found
-                else '<div class="none">image not readable</div>'
-            )
-            html = html.replace(f"\x00{uid}\x00", image)
-        return html, len(found), unreadable
+        placed = 0
+
+        def image(match: re.Match) -> str:
+            nonlocal placed
+            uri = found.get(match.group(1))
+            placed += uri is not None
+            return f'<img src="{uri}" alt="">' if uri else '<div class="none">image not readable</div>'
+
+        return re.sub("\x00([^\x00]*)\x00", image, html), placed, len(found), unreadable
 
 
 def _fmt(value: object) -> str:
@@ -119,6 +123,10 @@ def _grid(gallery: Gallery, title: str, rows: pl.DataFrame, label, text: str = "
 
 
 def _overview(frame: pl.DataFrame, manifest: dict) -> str:
+    """Rows per status and error kind, and the run (of a subset: the run of its source)."""
+    subset = manifest.get("selection")
+    if subset:
+        manifest = manifest.get("source_manifest") or {}
     status = summary.counts(frame, "status").rename({"value": "status"})
     failed = frame.filter(pl.col("status") != "success")
     parts = ['<h2 id="overview">Rows</h2><div class="row">', _table(status, "share")]
@@ -126,6 +134,12 @@ def _overview(frame: pl.DataFrame, manifest: dict) -> str:
         kinds = summary.counts(failed, "error_kind").rename({"value": "error_kind (rows not downloaded)"})
         parts.append(_table(kinds, "share"))
     parts.append("</div>")
+    if subset:
+        rules = "; ".join([*subset.get("rules", []), *([subset["where"]] if subset.get("where") else [])])
+        parts.append(
+            f'<p class="lead">A subset written by <code>pairsmith select</code> from {escape(subset["source"])} '
+            f"({escape(rules or 'no rule')}); the run below is the source's.</p>"
+        )
     run = [
         ("rows", manifest.get("output_rows", frame.height)),
         ("shards", manifest.get("shards")),
@@ -217,7 +231,9 @@ def _signals(frame: pl.DataFrame, gallery: Gallery) -> str:
     )
 
 
-def _distributions(frame: pl.DataFrame) -> str:
+def _distributions(frame: pl.DataFrame, gallery: Gallery) -> str:
+    if "data_type" not in frame.columns and "lang" not in frame.columns:
+        return ""
     images = summary.with_image(frame)
     parts = ['<h2 id="types">Data types and languages</h2><div class="row">']
     if "data_type" in frame.columns:
@@ -229,7 +245,19 @@ def _distributions(frame: pl.DataFrame) -> str:
         )
     if "lang" in frame.columns:
         parts.append(_table(summary.counts(frame, "lang").rename({"value": "lang (caption)"}), "share"))
-    return "".join(parts) + "</div>"
+    parts.append("</div>")
+    if "data_type" in frame.columns:
+        top = summary.counts(images.filter(pl.col("data_type").is_not_null()), "data_type", TYPES)["value"]
+        parts.append(
+            f"<h3>The {len(top)} most frequent data types: their most confident rows</h3><p class='lead'>"
+            "Zero-shot labels (informedness about 0.5): look before filtering on them.</p>"
+        )
+        for data_type in top:
+            rows = summary.data_type_examples(frame, data_type, GRID)
+            parts.append(
+                _grid(gallery, escape(data_type), rows, lambda r: (f"p = {_fmt(r['data_type_p'])}", "", ""))
+            )
+    return "".join(parts)
 
 
 def _duplicates(frame: pl.DataFrame, gallery: Gallery) -> str:
@@ -282,7 +310,12 @@ def _caption_sharing(frame: pl.DataFrame) -> str:
 def _corruption(frame: pl.DataFrame, report: dict | None, gallery: Gallery) -> str:
     if "corruption_score" not in frame.columns or frame["corruption_score"].null_count() == frame.height:
         return ""
-    parts = ['<h2 id="corruption">Corruption (caption and image do not match)</h2>']
+    mean = frame["corruption_score"].mean()
+    parts = [
+        '<h2 id="corruption">Corruption (caption and image do not match)</h2>',
+        f"<p>mean <code>corruption_score</code> of these rows: <b>{_fmt(mean)}</b> (it estimates their "
+        "corruption ratio, for the whole dataset or any subset).</p>",
+    ]
     if report:
         ratio = report.get("estimated_corruption_ratio")
         parts.append(
@@ -397,21 +430,23 @@ def render(
         if rules
         else "",
         ("signals", "Signals"): _signals(frame, gallery),
-        ("types", "Data types and languages"): _distributions(frame),
+        ("types", "Data types and languages"): _distributions(frame, gallery),
         ("duplicates", "Duplicates"): _duplicates(frame, gallery),
         ("captions", "Caption sharing"): _caption_sharing(frame),
         ("corruption", "Corruption"): _corruption(frame, corruption, gallery),
     }
     links = "".join(f'<a href="#{a}">{n}</a>' for (a, n), html in sections.items() if html)
     title = f"pairsmith report: {escape(out)}"
-    body, images, unreadable = gallery.fill("".join(sections.values()), _image_root(layout, manifest))
+    body, images, distinct, unreadable = gallery.fill(
+        "".join(sections.values()), _image_root(layout, manifest)
+    )
     warning = (
         f'<p class="tag">images not readable from: {escape(", ".join(unreadable))}</p>' if unreadable else ""
     )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{STYLE}</style></head><body><h1>{title}</h1>"
-        f'<p class="lead">{frame.height} rows in {len(shards)} shards; {images} images shown; written '
+        f'<p class="lead">{frame.height} rows in {len(shards)} shards; {images} images shown ({distinct} distinct); written '
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by <code>pairsmith report</code>. "
         f"Hover an image for its whole caption.</p>{warning}<nav>{links}</nav>{body}</body></html>"
     )

@@ -174,6 +174,15 @@ def counts(frame: pl.DataFrame, column: str, top: int = 25) -> pl.DataFrame:
     )
 
 
+def data_type_examples(frame: pl.DataFrame, data_type: str, k: int = 8) -> pl.DataFrame:
+    """Rows with an image (one per duplicate group) labelled `data_type`, the most confident first,
+    with that type's probability as `data_type_p`."""
+    rows = distinct(with_image(frame)).filter(pl.col("data_type") == data_type)
+    p = pl.col("data_type_scores").struct.field(data_type) if "data_type_scores" in frame.columns else None
+    rows = rows.with_columns((p if p is not None else pl.lit(None, pl.Float32)).alias("data_type_p"))
+    return rows.sort(["data_type_p", "uid"], descending=[True, False], nulls_last=True).head(k)
+
+
 def duplicate_kinds(frame: pl.DataFrame) -> pl.DataFrame:
     """Per kind: groups of two or more rows, rows in them, the largest group, and rows marked
     `is_duplicate` because of this kind."""

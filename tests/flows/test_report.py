@@ -94,7 +94,8 @@ def test_report_has_every_section_images_and_no_url_off_the_machine(demo_out, ca
         assert f"<td>{kind}</td>" in overview
     # images: one data URI per shown image, small JPEGs, every grid card of a stored image has one
     images = _images(html)
-    assert len(images) == int(re.search(r"(\d+) images shown", html).group(1)) > 3 * GRID
+    shown, distinct = map(int, re.search(r"(\d+) images shown \((\d+) distinct\)", html).groups())
+    assert len(images) == shown > 3 * GRID and len(set(images)) <= distinct <= shown  # exact twins: one URI
     assert "image not readable" not in html
     for uri in images[:20]:
         assert uri.startswith("data:image/jpeg;base64,")
@@ -250,3 +251,16 @@ def test_rule_effects_count_in_order_and_alone():
         ("a > 1", 2, 2, 3),
         ("b == 1", 2, 2, 1),
     ]
+
+
+@pytest.mark.slow
+def test_report_of_rows_with_only_core_columns_leaves_out_what_it_cannot_show(demo_out, tmp_path):
+    df = _rows(demo_out).select("uid", "caption", "status", "tar", "member", "clip_score")
+    (tmp_path / "few" / "data").mkdir(parents=True)
+    shutil.copytree(Path(demo_out) / "images", tmp_path / "few" / "images")
+    df.write_parquet(tmp_path / "few" / "data" / "00000.parquet")
+    html = render(str(tmp_path / "few"))
+    assert 'id="signal-clip_score"' in html and html.count('<section id="signal-') == 1
+    for absent in ("types", "duplicates", "captions", "corruption", "selection"):
+        assert f'id="{absent}"' not in html and f'href="#{absent}"' not in html
+    assert len(_images(html)) >= 3 * GRID
