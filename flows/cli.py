@@ -1,4 +1,4 @@
-"""The `pairsmith` command line: run, demo, stats, select, corrupt, rescore, recaption."""
+"""The `pairsmith` command line: run, demo, stats, select, report, corrupt, rescore, recaption, retry."""
 
 from __future__ import annotations
 
@@ -47,7 +47,12 @@ def _parser() -> argparse.ArgumentParser:
 
     select = sub.add_parser("select", help="write the rows of a recipe and/or a polars expression")
     select.add_argument("out", nargs="?", help="a pairsmith output folder")
-    select.add_argument("--where", help='a polars expression, e.g. \'pl.col("status") == "success"\'')
+    select.add_argument(
+        "--where",
+        help="a polars-style filter, read without running code: pl.col/pl.lit/pl.when, constants, comparisons, "
+        "& | ~, arithmetic and a few methods (is_null, is_in, is_between, str.contains, list.contains, ...; "
+        'all in flows/where.py), e.g. \'(pl.col("status") == "success") & ~pl.col("is_duplicate")\'',
+    )
     select.add_argument("--recipe", help="a named recipe: laion, datacomp-basic, clip-top-30 (see --list)")
     select.add_argument(
         "--target-corruption",
@@ -57,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     select.add_argument("--clip-column", help="the CLIP score column a recipe's ViT-B/32 thresholds apply to")
     select.add_argument("--list", action="store_true", help="list the recipes and their rules")
-    select.add_argument("--out", dest="target", help="folder for the subset")
+    select.add_argument("--out", dest="target", help="folder for the subset (new or empty)")
+    select.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty --out folder (never the source)"
+    )
 
     corrupt = sub.add_parser("corrupt", help="a copy with a fraction of captions corrupted (swap or rewrite)")
     corrupt.add_argument("out", help="a pairsmith output folder")
@@ -72,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     recaption.add_argument("out", help="a pairsmith output folder")
     recaption.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. recaption.model=REPO_ID"
+    )
+
+    retry = sub.add_parser(
+        "retry", help="download again only the rows that failed for a passing reason, then redo what follows"
+    )
+    retry.add_argument("out", help="a pairsmith output folder")
+    retry.add_argument(
+        "--kinds",
+        default="timeout,deadline,connection,http_5xx,dns",
+        help="error kinds to retry, comma-separated (default: all of timeout,deadline,connection,http_5xx,dns)",
     )
 
     rescore = sub.add_parser(
@@ -116,6 +134,10 @@ def _run(args: argparse.Namespace) -> None:
             f"{args.mode}: corrupted {done['corrupted_rows']} of {done['training_pairs']} pairs into {args.target}"
         )
         _print_estimate(manifest["estimated_corruption_ratio"], args.target)
+    elif args.command == "retry":
+        from pairsmith.flows.retry import print_summary, retry
+
+        print_summary(args.out, retry(args.out, args.kinds))
     elif args.command == "recaption":
         from pairsmith.flows.recaption import print_summary, recaption
 
@@ -140,7 +162,13 @@ def _select(args: argparse.Namespace) -> None:
     if args.where is None and args.recipe is None and args.target_corruption is None:
         raise SelectionError("select needs --where, --recipe or --target-corruption")
     manifest = select(
-        args.out, args.where, args.target, args.recipe, args.target_corruption, args.clip_column
+        args.out,
+        args.where,
+        args.target,
+        args.recipe,
+        args.target_corruption,
+        args.clip_column,
+        args.overwrite,
     )
     print(f"selected {manifest['output_rows']} of {manifest['input_rows']} rows into {args.target}")
     for rule in manifest["selection"]["rules"]:
@@ -178,10 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_prefect()
     from pairsmith.flows.errors import USER_ERRORS
+    from pairsmith.flows.recipes import RecipeError
+    from pairsmith.pipelines.shard_check import OutputError
 
     try:
         _run(args)
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, OutputError, RecipeError) as exc:
         if args.debug:
             raise
         print(f"pairsmith: error: {exc}", file=sys.stderr)

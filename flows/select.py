@@ -1,30 +1,71 @@
-"""`pairsmith select OUT [--recipe NAME] [--where EXPR] [--target-corruption R] --out SUBSET`: a subset
-with the same schema and a manifest. Recipes: `flows/recipes.py`; targets: `flows/corruption_target.py`."""
+"""`pairsmith select OUT [--recipe NAME] [--where EXPR] [--target-corruption R] --out SUBSET [--overwrite]`:
+a subset with the same schema and a manifest. Recipes: `flows/recipes.py`; targets:
+`flows/corruption_target.py`; the --where grammar: `flows/where.py`."""
 
 from __future__ import annotations
 
 import functools
 import operator
+import os
 
+import fsspec
 import polars as pl
 
 from pairsmith.filters.clip_score import clip_score_column
 from pairsmith.filters.profiles import clip_models
-from pairsmith.flows import corruption_target, recipes, where
+from pairsmith.flows import corruption_target, recipes
+from pairsmith.flows import where as grammar
 from pairsmith.pipelines.layout import Layout, read_json, read_parquet, write_json, write_parquet
+from pairsmith.pipelines.shard_check import require_output
 from pairsmith.schemas.config import ClipModelConfig, ModelsConfig
 
 
 class SelectionError(ValueError):
-    """A bad --where expression (syntax, unknown column); the message says which."""
+    """A bad --where expression (outside the grammar, unknown column), recipe or --out; the message says which."""
 
 
 def parse_where(text: str) -> pl.Expr:
     """The polars expression of a --where text, in the grammar of `flows/where.py` (never executed)."""
     try:
-        return where.parse_where(text)
-    except where.WhereError as exc:
+        return grammar.parse_where(text)
+    except grammar.WhereError as exc:
         raise SelectionError(f"cannot parse --where {text!r}: {exc}") from None
+
+
+def _place(path: str) -> tuple[str, str]:
+    """(protocol, absolute path without a trailing slash) of a folder, to compare two folders."""
+    fs, p = fsspec.core.url_to_fs(path)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol, (os.path.realpath(p) if protocol in ("file", "local") else p.rstrip("/"))
+
+
+def _within(inner: tuple[str, str], outer: tuple[str, str]) -> bool:
+    return inner[0] == outer[0] and (inner[1] + "/").startswith(outer[1].rstrip("/") + "/")
+
+
+def _check_target(src: Layout, target: str, overwrite: bool) -> bool:
+    """Refuse a target that is the source, inside it, or a folder that is not empty (unless `overwrite`
+    and it does not hold the source). Returns True when the target must be emptied first."""
+    source, there = _place(src.root), _place(target)
+    if _within(there, source):
+        where = "the source folder" if there == source else f"inside the source folder {src.root}"
+        raise SelectionError(f"--out {target} is {where}: choose a folder outside it")
+    fs, path = fsspec.core.url_to_fs(target)
+    if not fs.exists(path):
+        return False
+    if not fs.isdir(path):
+        raise SelectionError(f"--out {target} is a file: choose a folder")
+    if not fs.ls(path):
+        return False
+    if not overwrite:
+        raise SelectionError(
+            f"--out {target} is not empty: choose a new folder, or pass --overwrite to replace it"
+        )
+    if _within(source, there):
+        raise SelectionError(
+            f"--out {target} holds the source folder {src.root}: --overwrite would delete it"
+        )
+    return True
 
 
 def _clip_models(layout: Layout) -> list[ClipModelConfig]:
@@ -67,20 +108,22 @@ def select(
     recipe: str | None = None,
     target_corruption: float | None = None,
     clip_column: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Write the rows of `source` that pass the recipe's rules and `where` (and, with a target, the
-    least likely mismatched of them up to the target ratio) to `target`, shard by shard, keeping the schema."""
-    src, dst = Layout(source), Layout(target)
+    least likely mismatched of them up to the target ratio) to `target`, shard by shard, keeping the schema.
+    `target` must be a new or empty folder (with `overwrite`, any folder that does not hold the source)."""
+    src, dst = require_output(source), Layout(target)
+    clear = _check_target(src, target, overwrite)
     shards = src.shards("data")
-    if not shards:
-        raise SelectionError(f"{source} has no data shards (is it a pairsmith output folder?)")
     rules, parts = [], []
     if recipe is not None:
-        chosen = recipes.get_recipe(recipe)
-        context = _context(src, shards, clip_column)
-        rules = [r for r in chosen.rules if not (target_corruption is not None and r.agreement)]
         try:
-            parts += [r.build(context) for r in rules]
+            chosen = recipes.get_recipe(recipe)
+            rules = [r for r in chosen.rules if not (target_corruption is not None and r.agreement)]
+            if shards:  # an empty output has no quantile to take: every rule keeps its zero rows
+                context = _context(src, shards, clip_column)
+                parts += [r.build(context) for r in rules]
         except recipes.RecipeError as exc:
             raise SelectionError(f"recipe {recipe}: {exc}") from None
     if where is not None:
@@ -92,6 +135,8 @@ def select(
             plan = corruption_target.plan(src, shards, lambda f: _evaluate(f, expr), target_corruption)
         except corruption_target.TargetError as exc:
             raise SelectionError(str(exc)) from None
+    if clear:
+        dst.fs.rm(fsspec.core.url_to_fs(target)[1], recursive=True)
     rows_in = rows_out = 0
     score_sum = 0.0
     for shard in shards:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from pairsmith.pipelines.shard_check import require_output
+
 BAR = 40
 HISTOGRAMS = (
     "clip_score",
@@ -14,10 +16,6 @@ HISTOGRAMS = (
     "lang_score",
     "caption_words",
 )
-
-
-def scan(out: str) -> pl.LazyFrame:
-    return pl.scan_parquet(f"{out.rstrip('/')}/data/*.parquet")
 
 
 def _bar(share: float) -> str:
@@ -45,7 +43,12 @@ def histogram(values: pl.Series, bins: int = 10) -> list[str]:
 
 
 def render(out: str) -> str:
-    df = scan(out).collect()
+    """The report of a pairsmith output folder (OutputError if `out` is none)."""
+    layout = require_output(out)
+    shards = layout.shards("data")
+    if not shards:
+        return f"{out}: 0 rows (an empty output)"
+    df = pl.read_parquet([layout.data_shard(s) for s in shards])
     total = df.height
     lines = [f"{out}: {total} rows", "", "rows per status"]
     for status, count in df["status"].value_counts(sort=True).iter_rows():

@@ -31,7 +31,7 @@ def claim_output(layout: Layout, cfg: RunConfig) -> dict:
     removed, finalize writes it again, so a resumed run that fails never leaves one). Returns it."""
     run = check_output(layout, cfg)
     if run is not None:
-        _remove(layout, layout.manifest)
+        drop_manifest(layout)
         return run
     config_hash = cfg.config_hash()
     run = {
@@ -49,8 +49,9 @@ def invalidate_global_stages(layout: Layout) -> list[str]:
     shard is (re)written outside those stages. Returns the markers it removed."""
     markers = [layout.sharing_done, layout.dedup_done, layout.corruption_done]
     removed = [m for m in markers if layout.exists(m)]
-    for path in [*removed, layout.manifest]:
+    for path in removed:
         _remove(layout, path)
+    drop_manifest(layout)
     return removed
 
 
@@ -63,6 +64,11 @@ def discard_shard(layout: Layout, shard: str, download: bool = False) -> None:
     for path in paths:
         _remove(layout, path)
     invalidate_global_stages(layout)
+
+
+def drop_manifest(layout: Layout) -> None:
+    """Remove `manifest.json`, the claim that the folder holds a finished output."""
+    _remove(layout, layout.manifest)
 
 
 def _remove(layout: Layout, path: str) -> None:

@@ -20,9 +20,15 @@ from pairsmith.pipelines.finalize import write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
 from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
 from pairsmith.pipelines.progress import shard_progress
-from pairsmith.pipelines.run_state import check_output, claim_output, discard_shard, invalidate_global_stages
+from pairsmith.pipelines.run_state import (
+    check_output,
+    claim_output,
+    discard_shard,
+    drop_manifest,
+    invalidate_global_stages,
+)
 from pairsmith.pipelines.semantic_clusters import train_centroids
-from pairsmith.pipelines.shard_check import OutputError, damaged_data, damaged_downloads
+from pairsmith.pipelines.shard_check import OutputError, damaged_data, damaged_downloads, input_rows
 from pairsmith.pipelines.stages import (
     AnnotateShardFn,
     DownloadShardFn,
@@ -56,10 +62,17 @@ def check_input(layout: Layout, cfg: RunConfig) -> list[str]:
 
 
 def preflight(layout: Layout, cfg: RunConfig) -> None:
-    """Every check that needs no work done: config vs output folder, models, input files."""
+    """Every check that needs no work done: config vs output folder, models, input files (or shards)."""
     check_output(layout, cfg)
     check_models(cfg.models, cfg.recaption)
-    if not layout.exists(layout.ingest_done):
+    if layout.exists(layout.ingest_done):
+        try:
+            for shard in read_json(layout.ingest_done)["shards"]:
+                input_rows(layout, shard)
+        except OutputError:
+            drop_manifest(layout)  # the output is no longer whole: no manifest may say it is
+            raise
+    else:
         check_input(layout, cfg)
 
 

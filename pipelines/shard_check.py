@@ -55,11 +55,12 @@ def _columns(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
 
 def input_rows(layout: Layout, shard: str) -> tuple[int, pa.Schema]:
     """Rows and schema of an input shard; OutputError if it is damaged (only a new run remakes it)."""
-    found = footer(layout.input_shard(shard))
+    path = layout.input_shard(shard)
+    found = footer(path)
     if found is None:
+        why = "unreadable" if layout.exists(path) else "missing"
         raise OutputError(
-            f"input shard {layout.input_shard(shard)} is damaged (unreadable); it cannot be remade in place: "
-            "start again with a new --out"
+            f"input shard {path} is damaged ({why}); it cannot be remade in place: start again with a new --out"
         )
     return int(found.metadata[b"num_rows"]), found
 
@@ -120,10 +121,12 @@ def require_output(root: str) -> Layout:
         raise OutputError(f"{root}: no such folder")
     if not fs.isdir(path):
         raise OutputError(f"{root} is a file, not a pairsmith output folder")
-    if not layout.exists(layout.manifest):
-        if layout.shards("data"):
-            return layout  # a run still going (or stopped): its finished shards can be looked at
+    shards = layout.shards("data")
+    if not shards and not layout.exists(layout.manifest):
         if layout.exists(layout.run_file):
             raise OutputError(f"{root} holds a run that has not finished a shard yet: rerun it to resume")
         raise OutputError(f"{root} is not a pairsmith output (no manifest.json, no data/*.parquet)")
+    for shard in shards:  # without a manifest: a run still going, or stopped; its shards can be read
+        if footer(layout.data_shard(shard)) is None:
+            raise OutputError(f"data shard {layout.data_shard(shard)} is damaged (unreadable)")
     return layout

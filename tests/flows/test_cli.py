@@ -1,6 +1,7 @@
 """The Prefect flow and the CLI, end to end on Prefect's ephemeral API and a local server."""
 
 import json
+import shutil
 
 import polars as pl
 import pytest
@@ -84,10 +85,18 @@ def test_stats_and_select(built, tmp_path, capsys):
         (["run", "--input", "{tmp}/nourl.csv", "--out", "{tmp}/o"], "no column 'url'"),
         (["select", "{built}", "--where", 'pl.col("nope") > 1', "--out", "{tmp}/s"], "unknown column"),
         (["select", "{built}", "--where", "pl.col(", "--out", "{tmp}/s"], "cannot parse --where"),
+        (["select", "{built}", "--recipe", "laoin", "--out", "{tmp}/s"], "unknown recipe 'laoin'"),
+        (["select", "{tmp}/missing", "--where", "pl.lit(True)", "--out", "{tmp}/s"], "no such folder"),
+        (["stats", "{tmp}/missing"], "no such folder"),
+        (["stats", "{tmp}"], "is not a pairsmith output"),
+        (["stats", "{tmp}/nourl.csv"], "is a file"),
+        (["stats", "{tmp}/started"], "has not finished a shard yet"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(argv, message, tmp_path, built, capsys):
     (tmp_path / "nourl.csv").write_text("link,caption\nhttp://a.example/x.jpg,x\n")
+    (tmp_path / "started").mkdir()
+    (tmp_path / "started" / "run.json").write_text("{}")  # a run killed before its first shard
     argv = [a.format(tmp=tmp_path, built=built) for a in argv]
     if argv[0] == "run" and "models.profile=laion" not in argv:
         argv += ["--set", "models.profile=none"]
@@ -96,3 +105,63 @@ def test_user_errors_are_one_line_without_traceback(argv, message, tmp_path, bui
     assert message in err
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1
+
+
+def _one_line_error(capsys, message: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_a_rerun_over_a_damaged_input_shard_stops_in_one_line_and_drops_the_manifest(built, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(built, out)
+    shard = sorted((out / "_work" / "input").glob("*.parquet"))[1]
+    shard.write_bytes(shard.read_bytes()[:100])
+    sets = [arg for s in [*LOCAL, "input.shard_size=20"] for arg in ("--set", s)]
+    assert main(["run", "--input", str(built.parent / "pairs.parquet"), "--out", str(out), *sets]) == 2
+    _one_line_error(capsys, f"input shard {shard} is damaged (unreadable)")
+    assert not (out / "manifest.json").exists()
+
+
+def test_select_never_writes_over_its_source_or_a_full_folder(built, tmp_path, capsys):
+    before = pl.read_parquet(built / "data" / "*.parquet")
+    where = ["--where", 'pl.col("status") == "blocked"']
+    assert main(["select", str(built), *where, "--out", str(built)]) == 2
+    _one_line_error(capsys, "is the source folder")
+    assert main(["select", str(built), *where, "--out", str(built / "data" / "..")]) == 2
+    _one_line_error(capsys, "is the source folder")
+    assert main(["select", str(built), *where, "--out", str(built), "--overwrite"]) == 2
+    _one_line_error(capsys, "is the source folder")
+    assert main(["select", str(built), *where, "--out", str(built / "subset")]) == 2
+    _one_line_error(capsys, "inside the source folder")
+    assert main(["select", str(built), *where, "--out", str(built.parent), "--overwrite"]) == 2
+    _one_line_error(capsys, "holds the source folder")
+    assert pl.read_parquet(built / "data" / "*.parquet").equals(before)
+
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    assert main(["select", str(built), *where, "--out", str(full)]) == 2
+    _one_line_error(capsys, "is not empty")
+    assert (full / "notes.txt").read_text() == "mine"
+    assert main(["select", str(built), *where, "--out", str(full), "--overwrite"]) == 0
+    assert not (full / "notes.txt").exists()
+    assert pl.read_parquet(full / "data" / "*.parquet").height == before["status"].eq("blocked").sum() > 0
+    (tmp_path / "empty").mkdir()
+    assert main(["select", str(built), *where, "--out", str(tmp_path / "empty")]) == 0
+
+
+def test_an_input_without_rows_gives_an_empty_output_that_stats_and_select_accept(
+    tmp_path, prefect_api, capsys
+):
+    (tmp_path / "pairs.csv").write_text("url,caption\n")
+    out, subset = tmp_path / "out", tmp_path / "subset"
+    sets = [arg for s in LOCAL for arg in ("--set", s)]
+    assert main(["run", "--input", str(tmp_path / "pairs.csv"), "--out", str(out), *sets]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["input_rows"] == manifest["output_rows"] == 0
+    assert main(["stats", str(out)]) == 0
+    assert "0 rows" in capsys.readouterr().out
+    assert main(["select", str(out), "--recipe", "laion", "--out", str(subset)]) == 0
+    assert "selected 0 of 0 rows" in capsys.readouterr().out
+    assert main(["stats", str(subset)]) == 0

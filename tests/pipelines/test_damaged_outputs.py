@@ -150,8 +150,10 @@ def _kill_after_rewrites(out: Path, settings: list[str], before: str | None, mar
                 break
             time.sleep(0.005)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the child ended by itself ({proc.returncode})"
     assert not (out / marker).exists(), "the kill must land inside the stage"
     return rewritten
 
