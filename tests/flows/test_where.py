@@ -131,14 +131,33 @@ def test_anything_outside_the_grammar_is_refused_before_it_runs(attack, tmp_path
     assert not marker.exists()
 
 
-def test_the_cli_refuses_an_attack_in_one_line_and_runs_nothing(tmp_path, capsys):
+@pytest.fixture
+def output(tmp_path) -> Path:
+    """A minimal output folder: FRAME as its one data shard, and a manifest."""
     out = tmp_path / "out"
     (out / "data").mkdir(parents=True)
     FRAME.write_parquet(out / "data" / "s0.parquet")
     (out / "manifest.json").write_text(json.dumps({"output_rows": FRAME.height}))
+    return out
+
+
+def _one_line_error(capsys, message: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err, err
+
+
+def test_the_cli_refuses_an_attack_in_one_line_and_runs_nothing(output, tmp_path, capsys):
     marker = tmp_path / "pwned"
     attack = ATTACKS[0].format(marker=marker)
-    assert main(["select", str(out), "--where", attack, "--out", str(tmp_path / "subset")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "cannot parse --where" in err and "Traceback" not in err
+    assert main(["select", str(output), "--where", attack, "--out", str(tmp_path / "subset")]) == 2
+    _one_line_error(capsys, "cannot parse --where")
     assert not marker.exists() and not (tmp_path / "subset").exists()
+
+
+def test_a_filter_that_is_not_true_or_false_per_row_is_one_line_and_a_constant_holds_for_all(
+    output, tmp_path, capsys
+):
+    assert main(["select", str(output), "--where", 'pl.col("width")', "--out", str(tmp_path / "a")]) == 2
+    _one_line_error(capsys, "the selection failed")
+    assert main(["select", str(output), "--where", "pl.lit(True)", "--out", str(tmp_path / "b")]) == 0
+    assert pl.read_parquet(tmp_path / "b" / "data" / "*.parquet").equals(FRAME)
