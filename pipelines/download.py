@@ -7,6 +7,7 @@ Per shard: the fetchable rows go to img2dataset in a scratch folder; its tar is 
 
 from __future__ import annotations
 
+import re
 import shutil
 import tarfile
 import tempfile
@@ -23,6 +24,7 @@ from PIL import Image
 from pairsmith.filters.jpeg_quality import estimate_jpeg_quality
 from pairsmith.pipelines.download_errors import PIXELS_KEY, classify
 from pairsmith.pipelines.fetch_policy import fetch_policy
+from pairsmith.pipelines.ingest import split_problem
 from pairsmith.pipelines.layout import Layout, atomic_path, read_parquet, write_parquet
 from pairsmith.schemas.config import DownloadConfig
 
@@ -55,7 +57,8 @@ def header_problem(img_stream, max_pixels: int) -> str | None:
     except Image.DecompressionBombError as exc:  # beyond Pillow's own limit, 2 x Image.MAX_IMAGE_PIXELS
         return f"{exc} ({PIXELS_KEY})"
     except Exception as exc:  # noqa: BLE001  (any Pillow error is this row's decode error)
-        return f"Image decoding error: unreadable header ({type(exc).__name__}: {exc})"
+        detail = re.sub(r" ?<[^<>]* at 0x[0-9a-f]+>", "", str(exc))  # no memory addresses: rows must repeat
+        return f"Image decoding error: unreadable header ({type(exc).__name__}: {detail})"
     if width * height > max_pixels:
         return f"image of {width}x{height} pixels is over {PIXELS_KEY}={max_pixels}"
     return None
@@ -86,9 +89,16 @@ class _MeasuringResizer(Resizer):
         return super().__call__(img_stream, blurring_bbox_list)
 
 
+def member_key(shard: str, row: int) -> str:
+    """The tar key of input row `row` of `shard`: unique across shards (img2dataset's own keys restart
+    at 000000000 in every shard), and the same whenever the row is fetched (a retry names a recovered
+    image as a first-time success would have been named)."""
+    return f"{shard}_{row:09d}"
+
+
 def _writer_class(resizer: _MeasuringResizer, shard: str):
-    """img2dataset's webdataset writer, adding the resizer's measurements and prefixing each key with
-    the shard name (img2dataset's keys restart at 000000000 in every shard)."""
+    """img2dataset's webdataset writer, adding the resizer's measurements and keying each sample by
+    `member_key`."""
 
     class MeasuringWriter(WebDatasetSampleWriter):
         def __init__(self, shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format):
@@ -101,7 +111,7 @@ def _writer_class(resizer: _MeasuringResizer, shard: str):
             downloaded = meta["status"] in ("success", "failed_to_resize")
             for name in ("image_bytes", "jpeg_quality"):
                 meta[name] = resizer.last.get(name) if downloaded else None
-            key = meta["key"] = f"{shard}_{key}"
+            key = meta["key"] = member_key(shard, meta["row"])
             super().write(img_str, key, caption, meta)
 
     return MeasuringWriter
@@ -122,11 +132,11 @@ def make_resizer(cfg: DownloadConfig) -> _MeasuringResizer:
 
 
 def run_img2dataset(
-    urls: list[str], captions: list[str | None], cfg: DownloadConfig, folder: str, shard: str
+    urls: list[str], captions: list[str | None], rows: list[int], cfg: DownloadConfig, folder: str, shard: str
 ) -> pa.Table:
-    """Download `urls` into `folder` (00000.tar + 00000.parquet, keys prefixed with `shard`); return
-    img2dataset's rows."""
-    rows = pa.table({"url": urls, "caption": captions, "row": pa.array(range(len(urls)), pa.int64())})
+    """Download `urls` (input rows `rows` of `shard`) into `folder` (00000.tar + 00000.parquet, keys
+    from `member_key`); return img2dataset's rows."""
+    rows = pa.table({"url": urls, "caption": captions, "row": pa.array(rows, pa.int64())})
     with pa.OSFile(f"{folder}/input.arrow", "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
         writer.write_table(rows)
     resizer = make_resizer(cfg)
@@ -152,19 +162,23 @@ def run_img2dataset(
     return pq.read_table(f"{folder}/00000.parquet")
 
 
-def _results(n_rows: int, problems: list[str | None], fetched: pa.Table, tar: str, ext: str) -> pa.Table:
-    """One result row per input row, in input order."""
-    out: dict[str, list] = {name: [None] * n_rows for name in RESULT_SCHEMA.names}
-    for i, problem in enumerate(problems):
-        if problem is not None:
-            out["status"][i], out["error_kind"][i], out["error_message"][i] = (
-                "invalid_input",
-                "invalid_url",
-                problem,
+def fetch_rows(
+    inputs: pa.Table, rows: list[int], shard: str, tar: str, cfg: DownloadConfig, folder: str
+) -> pa.Table:
+    """Download input rows `rows` of `shard` into `folder/00000.tar`; one result row per input row, in
+    input order, filled for `rows` only."""
+    out: dict[str, list] = {name: [None] * inputs.num_rows for name in RESULT_SCHEMA.names}
+    if rows:
+        urls, caps = inputs.column("url").to_pylist(), inputs.column("caption").to_pylist()
+        with fetch_policy(cfg):
+            fetched = run_img2dataset(
+                [urls[i].strip() for i in rows], [caps[i] for i in rows], rows, cfg, folder, shard
             )
-    fetch_rows = [i for i, p in enumerate(problems) if p is None]
+    else:
+        fetched = pa.table({"row": pa.array([], pa.int64())})
+        tarfile.open(f"{folder}/00000.tar", "w").close()
     for rec in fetched.to_pylist():
-        i = fetch_rows[rec["row"]]
+        i = rec["row"]
         status, kind = classify(rec["status"], rec["error_message"])
         out["status"][i], out["error_kind"][i], out["error_message"][i] = status, kind, rec["error_message"]
         for name in (
@@ -178,11 +192,21 @@ def _results(n_rows: int, problems: list[str | None], fetched: pa.Table, tar: st
         ):
             out[name][i] = rec.get(name)
         if rec["status"] == "success":
-            out["tar"][i], out["member"][i] = tar, f"{rec['key']}.{ext}"
-    for i in fetch_rows:
+            out["tar"][i], out["member"][i] = tar, f"{rec['key']}.{cfg.encode_format}"
+    for i in rows:
         if out["status"][i] is None:  # img2dataset lost the row: say so rather than drop it
             out["status"][i], out["error_kind"][i] = "failed_to_download", "other"
             out["error_message"][i] = "no result from the downloader"
+    return pa.table(out, schema=RESULT_SCHEMA)
+
+
+def _with_input_problems(results: pa.Table, problems: list[str | None]) -> pa.Table:
+    """`results` with the rows that ingest found unusable marked `invalid_input` (kind from ingest)."""
+    out = results.to_pydict()
+    for i, problem in enumerate(problems):
+        if problem is not None:
+            kind, message = split_problem(problem)
+            out["status"][i], out["error_kind"][i], out["error_message"][i] = "invalid_input", kind, message
     return pa.table(out, schema=RESULT_SCHEMA)
 
 
@@ -193,20 +217,11 @@ def download_shard(shard: str, layout: Layout, cfg: DownloadConfig) -> dict:
     rows = read_parquet(layout.input_shard(shard))
     problems = rows.column("input_problem").to_pylist()
     fetch = [i for i, p in enumerate(problems) if p is None]
-    urls = rows.column("url").to_pylist()
-    caps = rows.column("caption").to_pylist()
     scratch = tempfile.mkdtemp(prefix=f"pairsmith-{shard}-")
     try:
-        if fetch:
-            with fetch_policy(cfg):
-                fetched = run_img2dataset(
-                    [urls[i].strip() for i in fetch], [caps[i] for i in fetch], cfg, scratch, shard
-                )
-        else:
-            fetched = pa.table({"row": pa.array([], pa.int64())})
-            tarfile.open(f"{scratch}/00000.tar", "w").close()
-        results = _results(rows.num_rows, problems, fetched, layout.tar_relative(shard), cfg.encode_format)
-        _upload(f"{scratch}/00000.tar", layout.tar(shard))
+        fetched = fetch_rows(rows, fetch, shard, layout.tar_relative(shard), cfg, scratch)
+        results = _with_input_problems(fetched, problems)
+        upload_tar(f"{scratch}/00000.tar", layout.tar(shard))
         write_parquet(results, layout.download_shard(shard))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -214,7 +229,8 @@ def download_shard(shard: str, layout: Layout, cfg: DownloadConfig) -> dict:
     return {"shard": shard, "rows": len(statuses), "success": statuses.count("success")}
 
 
-def _upload(local: str, target: str) -> None:
+def upload_tar(local: str, target: str) -> None:
+    """Copy a local tar to `target` (any fsspec URL), atomically."""
     fs, _ = fsspec.core.url_to_fs(target)
     with atomic_path(target) as tmp:
         fs.put_file(local, tmp)

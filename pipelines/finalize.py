@@ -81,6 +81,7 @@ def write_manifest(layout: Layout, run: dict, model_ids: dict[str, str], started
         "model_ids": model_ids,
         "wall_time_s": round(time.time() - started, 3),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "retries": read_json(layout.retry_log)["retries"] if layout.exists(layout.retry_log) else [],
     }
     write_json(manifest, layout.manifest)
     return manifest

@@ -95,6 +95,20 @@ class Layout:
         return self._join("_work", "dedup", "centroids.npy")
 
     @property
+    def retry_folder(self) -> str:
+        """`pairsmith retry`'s plan and per-shard markers, while a retry is in progress."""
+        return self._join("_work", "retry")
+
+    @property
+    def retry_plan(self) -> str:
+        return self._join("_work", "retry", "plan.json")
+
+    @property
+    def retry_log(self) -> str:
+        """Every finished retry of this output (copied into the manifest by finalize)."""
+        return self._join("_work", "retries.json")
+
+    @property
     def run_file(self) -> str:
         return self._join("run.json")
 

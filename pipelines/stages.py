@@ -12,6 +12,7 @@ from pairsmith.pipelines.caption_sharing import caption_rows, counts_per_row, wr
 from pairsmith.pipelines.download import download_shard
 from pairsmith.pipelines.ingest import cut_shards
 from pairsmith.pipelines.layout import Layout, write_parquet
+from pairsmith.pipelines.retry import retry_shard
 from pairsmith.schemas.config import (
     AnnotateConfig,
     DownloadConfig,
@@ -40,6 +41,17 @@ class DownloadShardFn(beam.DoFn):
 
     def process(self, shard: str):
         yield download_shard(shard, self.layout, self.cfg)
+
+
+class RetryShardFn(beam.DoFn):
+    """(shard, input rows) -> the shard's failed downloads fetched again (`pipelines/retry.py`)."""
+
+    def __init__(self, layout: Layout, cfg: DownloadConfig):
+        self.layout, self.cfg = layout, cfg
+
+    def process(self, element: tuple[str, list[int]]):
+        shard, rows = element
+        yield retry_shard(self.layout, shard, rows, self.cfg)
 
 
 class AnnotateShardFn(beam.DoFn):
