@@ -15,6 +15,7 @@ import threading
 import time
 import tracemalloc
 import urllib.error
+import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,7 @@ import pytest
 from PIL import Image
 
 from pairsmith.pipelines.fetch_limits import TooLarge
-from pairsmith.pipelines.fetch_policy import BlockedSchemeError, build_opener
+from pairsmith.pipelines.fetch_policy import BlockedSchemeError, build_opener, fetch_policy
 from pairsmith.pipelines.robots import RobotsDisallowed
 from pairsmith.pipelines.runner import run_all
 from pairsmith.schemas.config import DownloadConfig, load_config
@@ -229,6 +230,16 @@ def test_redirects_to_other_schemes_are_refused_before_dialling(allow_private):
             opener.open(f"ftp://127.0.0.2:{listener.port}/x.jpg", timeout=5)
         time.sleep(0.3)
     assert listener.connections == []
+
+
+def test_the_policy_opener_is_installed_only_while_shards_download():
+    before = urllib.request._opener  # what urlopen uses (None: urllib's default)
+    with fetch_policy(DownloadConfig()):
+        first = urllib.request._opener
+        with fetch_policy(DownloadConfig()):
+            assert urllib.request._opener not in (first, before)  # a new one per shard
+        assert urllib.request._opener not in (first, before)  # the other shard still downloads
+    assert urllib.request._opener is before
 
 
 # --- deadline and byte budget ------------------------------------------------------------------
