@@ -102,11 +102,10 @@ def test_an_unknown_kind_is_one_line_and_exit_2(runs, capsys):
     assert err.count("\n") == 1 and "http_404 cannot be retried" in err
 
 
-# Points at which a retry is killed: a file that must exist (the retry got that far) and one that must
-# not (it had not finished yet).
+# Points at which a retry is killed: the first file that it writes there (any older copy is stale).
 KILL_POINTS = {
-    "while fetching": ("_work/retry/plan.json", "_work/caption_sharing_DONE.json"),
-    "in the global stages": ("_work/caption_sharing_DONE.json", "manifest.json"),
+    "while fetching": "_work/retry/plan.json",
+    "in the global stages": "_work/caption_sharing_DONE.json",
 }
 
 
@@ -114,16 +113,17 @@ KILL_POINTS = {
 def test_sigkill_during_retry_then_a_rerun_equals_a_run_without_failures(runs, tmp_path, point):
     out = tmp_path / "killed"
     shutil.copytree(runs.failed, out)
-    reached, unfinished = KILL_POINTS[point]
-    delay = random.Random(point).uniform(0.0, 0.3)
+    reached = out / KILL_POINTS[point]
+    started = time.time()
     proc = subprocess.Popen([sys.executable, "-c", RETRY_SCRIPT, str(out)], start_new_session=True)
-    deadline = time.time() + 180
-    while not (out / reached).exists() and proc.poll() is None and time.time() < deadline:
+    deadline = started + 300
+    while not (reached.exists() and reached.stat().st_mtime >= started) and proc.poll() is None:
+        assert time.time() < deadline
         time.sleep(0.02)
-    time.sleep(delay)
+    time.sleep(random.Random(point).uniform(0.0, 0.3))
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (out / unfinished).exists(), f"the kill must land before {unfinished}"
+    assert (out / "_work" / "retry" / "plan.json").exists(), "the kill must land before the retry ends"
 
     retry(str(out))
     assert _rows(out).equals(_rows(runs.clean))
