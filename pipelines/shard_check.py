@@ -15,20 +15,16 @@ import pyarrow.parquet as pq
 
 from pairsmith.pipelines.annotate import IDENTITY
 from pairsmith.pipelines.layout import Layout
+from pairsmith.schemas.errors import OutputError
 from pairsmith.schemas.record import record_schema
 
 
-class OutputError(ValueError):
-    """An output folder that is missing, not a pairsmith output, or damaged; the message says which."""
-
-
-def footer(path: str) -> pa.Schema | None:
-    """The schema (with the row count as `num_rows` metadata) of a readable Parquet file, else None."""
+def footer(path: str) -> pq.FileMetaData | None:
+    """The footer (row count, schema) of a readable Parquet file, else None."""
     fs, p = fsspec.core.url_to_fs(path)
     try:
         with fs.open(p, "rb") as f:
-            meta = pq.ParquetFile(f).metadata
-            return meta.schema.to_arrow_schema().with_metadata({"num_rows": str(meta.num_rows)})
+            return pq.ParquetFile(f).metadata
     except (OSError, pa.ArrowException):
         return None
 
@@ -42,9 +38,9 @@ def problem(path: str, rows: int, schema: pa.Schema | None = None) -> str | None
     found = footer(path)
     if found is None:
         return "unreadable (truncated or not Parquet)"
-    if int(found.metadata[b"num_rows"]) != rows:
-        return f"{found.metadata[b'num_rows'].decode()} rows, its input shard has {rows}"
-    if schema is not None and _columns(found) != _columns(schema):
+    if found.num_rows != rows:
+        return f"{found.num_rows} rows, its input shard has {rows}"
+    if schema is not None and _columns(found.schema.to_arrow_schema()) != _columns(schema):
         return "columns differ from the run's schema"
     return None
 
@@ -62,7 +58,7 @@ def input_rows(layout: Layout, shard: str) -> tuple[int, pa.Schema]:
         raise OutputError(
             f"input shard {path} is damaged ({why}); it cannot be remade in place: start again with a new --out"
         )
-    return int(found.metadata[b"num_rows"]), found
+    return found.num_rows, found.schema.to_arrow_schema()
 
 
 def data_schema(model_fields: list[pa.Field], input_schema: pa.Schema) -> pa.Schema:
@@ -121,12 +117,12 @@ def require_output(root: str) -> Layout:
         raise OutputError(f"{root}: no such folder")
     if not fs.isdir(path):
         raise OutputError(f"{root} is a file, not a pairsmith output folder")
-    shards = layout.shards("data")
+    shards = layout.shards("data")  # without a manifest: a run still going, or stopped; shards can be read
     if not shards and not layout.exists(layout.manifest):
         if layout.exists(layout.run_file):
             raise OutputError(f"{root} holds a run that has not finished a shard yet: rerun it to resume")
         raise OutputError(f"{root} is not a pairsmith output (no manifest.json, no data/*.parquet)")
-    for shard in shards:  # without a manifest: a run still going, or stopped; its shards can be read
+    for shard in shards:
         if footer(layout.data_shard(shard)) is None:
             raise OutputError(f"data shard {layout.data_shard(shard)} is damaged (unreadable)")
     return layout

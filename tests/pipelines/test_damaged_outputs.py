@@ -61,7 +61,7 @@ def built(tmp_path_factory, server, demo_routes_and_pairs) -> Built:
     runner.annotate(layout, cfg, shards, run)
     shutil.copytree(folder / "clean", folder / "annotated")
     manifest = runner.run_all(cfg, layout.root)
-    assert manifest["duplicate_rows"] > 0 and len(shards) > 2
+    assert manifest["duplicate_rows"] > 0 and len(shards) >= 4
     return Built(settings, cfg, folder / "clean", folder / "annotated", shards)
 
 
@@ -95,23 +95,29 @@ def _other_columns(path: Path) -> None:
     pq.write_table(table.drop_columns(["is_duplicate"]), path)
 
 
-DAMAGES = {
-    "data deleted": ("data/{s}.parquet", Path.unlink),
-    "data truncated": ("data/{s}.parquet", _truncate),
-    "data with a row less": ("data/{s}.parquet", _fewer_rows),
-    "data without a column": ("data/{s}.parquet", _other_columns),
-    "embeddings truncated": ("embeddings/toy/{s}.parquet", _truncate),
-    "embeddings deleted": ("embeddings/toy/{s}.parquet", Path.unlink),
-    "download results truncated": ("_work/download/{s}.parquet", _truncate),
+DAMAGES = {  # each group in one rerun, the i-th damage on the i-th shard
+    "data": [
+        ("data/{s}.parquet", Path.unlink),
+        ("data/{s}.parquet", _truncate),
+        ("data/{s}.parquet", _fewer_rows),
+        ("data/{s}.parquet", _other_columns),
+    ],
+    "embeddings and download results": [
+        ("embeddings/toy/{s}.parquet", _truncate),
+        ("embeddings/toy/{s}.parquet", Path.unlink),
+        ("_work/download/{s}.parquet", _truncate),
+    ],
 }
 
 
-@pytest.mark.parametrize("damage", DAMAGES)
-def test_a_rerun_remakes_a_damaged_shard_and_redoes_the_global_stages(built, tmp_path, damage):
+@pytest.mark.parametrize("damaged", DAMAGES)
+def test_a_rerun_remakes_damaged_shards_and_redoes_the_global_stages(built, tmp_path, damaged):
+    """Deleted, truncated, short of a row or of a column: each shard is remade (the download again from
+    the server), and caption sharing, dedup and corruption are redone over every shard."""
     out = tmp_path / "out"
     shutil.copytree(built.clean, out)
-    where, harm = DAMAGES[damage]
-    harm(out / where.format(s=built.shards[1]))
+    for shard, (where, harm) in zip(built.shards, DAMAGES[damaged], strict=False):
+        harm(out / where.format(s=shard))
     runner.run_all(built.cfg, str(out))
     _assert_same_output(out, built.clean)
 
