@@ -22,14 +22,15 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tools/
 
 import polars as pl  # noqa: E402
 
-from pairsmith.filters.metrics import roc_auc  # noqa: E402
 from pairsmith.flows.corrupt import corrupt  # noqa: E402
-from pairsmith.flows.corruption_fixture import build_toy_set  # noqa: E402
 from pairsmith.flows.select import select  # noqa: E402
 from pairsmith.pipelines.layout import Layout, read_json  # noqa: E402
+from tools.corruption_fixture import build_toy_set  # noqa: E402
+from tools.metrics import roc_auc  # noqa: E402
 
 LEVELS = (0.025, 0.05, 0.1, 0.2)
 COMPONENTS = {

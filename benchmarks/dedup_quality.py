@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tools/
 
-from pairsmith.flows.demo_site import LocalImageServer, _image_route
-from pairsmith.pipelines import runner
-from pairsmith.pipelines.dedup_fixture import CAPTION_VARIANTS, IMAGE_VARIANTS, build_fixture
-from pairsmith.pipelines.layout import Layout
-from pairsmith.schemas.config import load_config
+import polars as pl  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from pairsmith.flows.demo_site import LocalImageServer, _image_route  # noqa: E402
+from pairsmith.pipelines import runner  # noqa: E402
+from pairsmith.pipelines.layout import Layout  # noqa: E402
+from pairsmith.schemas.config import load_config  # noqa: E402
+from tools.dedup_fixture import CAPTION_VARIANTS, IMAGE_VARIANTS, build_fixture  # noqa: E402
 
 SETTINGS = [
     "download.allow_private_addresses=true",

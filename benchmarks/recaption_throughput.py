@@ -19,18 +19,21 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tools/
 
 import torch  # noqa: E402
 from annotate_cost import demo_images, time_annotators  # noqa: E402
 
 from pairsmith.captioners.annotator import build_captioner  # noqa: E402
-from pairsmith.captioners.train_toy_captioner import heldout_scenes  # noqa: E402
 from pairsmith.filters import build_annotators  # noqa: E402
 from pairsmith.schemas.config import load_config  # noqa: E402
+from tools.train_toy_captioner import heldout_scenes  # noqa: E402
 
 
 def throughput(n_images: int, batch_sizes: list[int], repeats: int) -> list[dict]:

@@ -3,7 +3,7 @@
 Model specs: a Hugging Face repo id (`Salesforce/blip-image-captioning-base`,
 `llava-hf/llava-1.5-7b-hf`, `Qwen/Qwen2-VL-2B-Instruct`, ...), from the cache, a local folder written
 by `save_pretrained`, or `toy` (pairsmith's own toy captioner, `captioners/toy_captioner/`, trained by
-`captioners/train_toy_captioner.py`). Every spec loads the same way: `AutoProcessor`, then the first
+`tools/train_toy_captioner.py`). Every spec loads the same way: `AutoProcessor`, then the first
 Auto model class whose mapping knows the config (`AutoModelForImageTextToText`, else
 `AutoModelForVision2Seq` on older transformers, else `AutoModelForCausalLM`), `trust_remote_code` off
 unless asked for.

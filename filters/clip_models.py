@@ -23,16 +23,14 @@ import open_clip
 import torch
 from PIL import Image
 
+from pairsmith.schemas.errors import ModelLoadError
+
 TOY_ZOO = Path(__file__).resolve().parent / "toy_zoo"
 TOY_CLIP = f"{TOY_ZOO / 'toy-clip-vit.json'}@{TOY_ZOO / 'toy-clip-vit.pt'}"
 HOW_TO_GET = (
     "run once with network access so that it is cached, point HF_HOME at a cache that has it, "
     "or pass a local path (local-dir:PATH or ARCH@CHECKPOINT)"
 )
-
-
-class ModelLoadError(RuntimeError):
-    """A model cannot be loaded; the message names it and says how to get it."""
 
 
 @dataclass(frozen=True)

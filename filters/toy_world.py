@@ -114,29 +114,6 @@ def scene_pairs(n: int, seed: int, size: int = 128) -> list[tuple[Image.Image, s
     return [render_scene(rng, size) for _ in range(n)]
 
 
-def swap_captions(
-    captions: list[str], fraction: float, rng: np.random.Generator
-) -> tuple[list[str], list[bool]]:
-    """Exchange captions between random pairs of rows (Chen et al.'s 'swap' corruption).
-
-    round(fraction * n / 2) pairs are swapped, so `fraction` of the rows rounded to an even count;
-    pairs whose captions are equal are skipped (fewer swaps if too few differ). The mask marks both
-    sides of every swap.
-    """
-    out, swapped = list(captions), [False] * len(captions)
-    order = rng.permutation(len(captions)).tolist()
-    wanted = int(round(fraction * len(captions) / 2))
-    done = 0
-    while done < wanted and len(order) >= 2:
-        i, j = order.pop(), order.pop()
-        if out[i] == out[j]:
-            continue
-        out[i], out[j] = out[j], out[i]
-        swapped[i] = swapped[j] = True
-        done += 1
-    return out, swapped
-
-
 WATERMARK_TEXTS = {
     "train": ("© stock", "shutterstock", "SAMPLE", "preview", "© photo", "watermark", "istock", "proof copy"),
     "heldout": ("getty images", "alamy", "PROOF", "© 2024 studio", "dreamstime", "not for sale"),

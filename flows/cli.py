@@ -1,4 +1,4 @@
-"""The `pairsmith` command line: run, demo, stats, select, report, corrupt, rescore, recaption, retry."""
+"""The `pairsmith` command line: run, demo, stats, select, report, corrupt, rescore, recaption, retry, config."""
 
 from __future__ import annotations
 
@@ -21,9 +21,18 @@ def _quiet_prefect() -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pairsmith", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show library chatter: INFO logs, model loading, Beam notes",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="build a dataset from (url, caption) files")
+    run = sub.add_parser(
+        "run",
+        help="build a dataset from (url, caption) files",
+        epilog="every setting, its default and what it does: pairsmith config (as a YAML file: --defaults)",
+    )
     run.add_argument("config", nargs="?", help="YAML config file")
     run.add_argument("--input", help="input file, folder or glob (overrides input.path)")
     run.add_argument("--out", required=True, help="output folder (local or fsspec URL)")
@@ -96,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
         "rescore", help="recompute the corruption columns of an output (after recaption)"
     )
     rescore.add_argument("out", help="a pairsmith output folder")
+
+    config = sub.add_parser("config", help="every setting of a run, with its default and description")
+    config.add_argument(
+        "--defaults",
+        action="store_true",
+        help="print them as a YAML config file (every setting at its default)",
+    )
     return parser
 
 
@@ -125,6 +141,10 @@ def _run(args: argparse.Namespace) -> None:
         print(f"report: {write_report(args.out, args.where, args.recipe, args.target, args.clip_column)}")
     elif args.command == "select":
         _select(args)
+    elif args.command == "config":
+        from pairsmith.flows.settings import defaults_yaml, describe
+
+        print(defaults_yaml() if args.defaults else describe(), end="")
     elif args.command == "corrupt":
         from pairsmith.flows.corrupt import corrupt
 
@@ -150,13 +170,14 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _select(args: argparse.Namespace) -> None:
-    from pairsmith.flows.select import SelectionError, select
-
     if args.list:
         from pairsmith.flows.recipes import describe
 
         print(describe())
         return
+    from pairsmith.flows.select import select
+    from pairsmith.schemas.errors import SelectionError
+
     if args.out is None or args.target is None:
         raise SelectionError("select needs the output folder and --out SUBSET (or --list)")
     if args.where is None and args.recipe is None and args.target_corruption is None:
@@ -205,13 +226,14 @@ def _print_done(out: str, manifest: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_prefect()
-    from pairsmith.flows.errors import USER_ERRORS
-    from pairsmith.flows.recipes import RecipeError
-    from pairsmith.pipelines.shard_check import OutputError
+    from pairsmith.flows.logs import configure
+
+    configure(args.command, args.verbose)
+    from pairsmith.schemas.errors import USER_ERRORS
 
     try:
         _run(args)
-    except (*USER_ERRORS, OutputError, RecipeError) as exc:
+    except USER_ERRORS as exc:
         if args.debug:
             raise
         print(f"pairsmith: error: {exc}", file=sys.stderr)

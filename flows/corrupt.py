@@ -27,12 +27,9 @@ from pairsmith.pipelines.corruption_stage import bucket_count, count_rows, read_
 from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
 from pairsmith.pipelines.semantic_clusters import cluster_count, train_centroids
 from pairsmith.schemas.config import ConfigError, RunConfig
+from pairsmith.schemas.errors import CorruptionError
 
 MODES = ("swap", "rewrite")
-
-
-class CorruptionError(ValueError):
-    """A `corrupt` or `rescore` request that cannot be done as asked; the message says why."""
 
 
 def run_config(layout: Layout) -> RunConfig:

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pairsmith.schemas.errors import RecipeError
+
 LAION_CLIP_ENGLISH = 0.28  # LAION-5B: CLIP ViT-B/32 cosine >= 0.28 for English (laion2B-en)
 LAION_CLIP_OTHER = 0.26  # LAION-5B: 0.26 for laion2B-multi and laion1B-nolang
 LAION_NSFW_MAX = 0.5  # LAION's punsafe: keep < 0.5
 LAION_WATERMARK_MAX = 0.8  # LAION's pwatermark: keep < 0.8
 DATACOMP_TOP_SHARE = 0.3  # DataComp: CLIP score top 30 % (ViT-L/14)
-
-
-class RecipeError(ValueError):
-    """A recipe cannot be applied to this dataset as asked; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

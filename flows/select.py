@@ -18,10 +18,7 @@ from pairsmith.flows import where as grammar
 from pairsmith.pipelines.layout import Layout, read_json, read_parquet, write_json, write_parquet
 from pairsmith.pipelines.shard_check import require_output
 from pairsmith.schemas.config import ClipModelConfig, ModelsConfig
-
-
-class SelectionError(ValueError):
-    """A bad --where expression (outside the grammar, unknown column), recipe or --out; the message says which."""
+from pairsmith.schemas.errors import SelectionError
 
 
 def parse_where(text: str) -> pl.Expr:

@@ -5,7 +5,7 @@ Which rows, and with what, is decided without the dataset in one process: every 
 with an image embedding and a caption) goes to a random bucket (hash of seed and uid) of about
 BUCKET_ROWS rows; inside a bucket, rows ordered by hash, a generator seeded with (seed, bucket)
 - `swap`: exchanges captions between round(ratio * n / 2) random pairs of rows
-  (`toy_world.swap_captions`, the same function the CLIP proofs use);
+  (`caption_swap.swap_captions`, the same function the CLIP proofs use);
 - `rewrite`: gives round(ratio * n) random rows the caption of another row from a different semantic
   cluster (`dup_semantic_cluster`, or k-means over the image embeddings when the dataset has none).
 Buckets are random samples of the dataset, so partners are random across it; per-bucket rounding
@@ -26,8 +26,8 @@ import pyarrow as pa
 
 from pairsmith.filters import corruption as cx
 from pairsmith.filters.clip_score import clip_score_column, half_vectors
-from pairsmith.filters.toy_world import swap_captions
 from pairsmith.pipelines.annotate import annotate_rows
+from pairsmith.pipelines.caption_swap import swap_captions
 from pairsmith.pipelines.corruption_stage import read_columns, unit_vectors
 from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
 from pairsmith.pipelines.semantic_clusters import load_centroid_index, nearest_centroid, shard_embeddings

@@ -27,6 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pairsmith.schemas.config import InputConfig
+from pairsmith.schemas.errors import InputError
 from pairsmith.schemas.record import CORE_NAMES
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -34,10 +35,6 @@ PROBLEM = "input_problem"  # the input shard's column saying why a row cannot be
 RESERVED = CORE_NAMES | {PROBLEM}  # with `clip_score_<alias>`: the names pairsmith writes
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # http.client refuses to send these
 _BAD_LABEL = re.compile(r"^\.|\.\.|[^.]{64}")  # an empty or over-long DNS label
-
-
-class InputError(ValueError):
-    """An input problem the user must fix (the message names the file)."""
 
 
 class InputWarning(UserWarning):

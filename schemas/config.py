@@ -14,9 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-
-class ConfigError(ValueError):
-    """A config problem the user can fix; the message names the key."""
+from pairsmith.schemas.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -27,9 +25,11 @@ class InputConfig(_Strict):
     """Where the pairs come from."""
 
     path: str | None = Field(None, description="File, folder or glob; local path or any fsspec URL.")
-    format: Literal["auto", "parquet", "csv", "tsv", "jsonl"] = "auto"
-    url_col: str = "url"
-    caption_col: str = "caption"
+    format: Literal["auto", "parquet", "csv", "tsv", "jsonl"] = Field(
+        "auto", description="auto: from each file's extension."
+    )
+    url_col: str = Field("url", description="The column holding the image URL.")
+    caption_col: str = Field("caption", description="The column holding the caption (alt-text).")
     shard_size: int = Field(
         1000, ge=1, le=1_000_000, description="Rows per shard (the unit of work and resume)."
     )
@@ -63,12 +63,19 @@ class DownloadConfig(_Strict):
         description="Read each host's /robots.txt (once per host per shard) and never request what it "
         "disallows for user_agent_token: blocked / opt_out. An unreadable robots.txt allows all.",
     )
-    retries: int = Field(1, ge=0)
-    image_size: int = Field(512, ge=8)
-    resize_mode: Literal["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"] = "keep_ratio"
-    resize_only_if_bigger: bool = True
-    encode_format: Literal["jpg", "png", "webp"] = "jpg"
-    encode_quality: int = Field(95, ge=0, le=100)
+    retries: int = Field(1, ge=0, description="Extra attempts of a failed fetch.")
+    image_size: int = Field(
+        512, ge=8, description="Target side of the resized image (img2dataset's Resizer)."
+    )
+    resize_mode: Literal["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"] = Field(
+        "keep_ratio",
+        description="How images are resized to image_size (img2dataset's modes); no: kept as served.",
+    )
+    resize_only_if_bigger: bool = Field(True, description="Never enlarge an image smaller than image_size.")
+    encode_format: Literal["jpg", "png", "webp"] = Field(
+        "jpg", description="Format of the images in the tar."
+    )
+    encode_quality: int = Field(95, ge=0, le=100, description="Encoder quality of the images in the tar.")
     min_image_size: int = Field(0, ge=0, description="Shorter side below this is rejected by the resizer.")
     max_image_area: float | None = Field(
         None, gt=0, description="Larger images are rejected; None: no limit."
@@ -82,7 +89,9 @@ class DownloadConfig(_Strict):
     private_allowlist: list[str] = Field(
         default_factory=list, description="Host names fetched even if private (e.g. an internal mirror)."
     )
-    user_agent_token: str = "pairsmith"
+    user_agent_token: str = Field(
+        "pairsmith", description="Added to the User-Agent; the name robots.txt rules are matched against."
+    )
     disallowed_header_directives: list[str] = Field(
         default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"],
         description="X-Robots-Tag directives that block a URL (img2dataset's default list).",
@@ -111,7 +120,9 @@ class AnnotateConfig(_Strict):
 class ClipModelConfig(_Strict):
     """One CLIP model: `alias` names its columns, `spec` says where it comes from."""
 
-    alias: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    alias: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$", description="Names the columns of this model (`clip_score_<alias>`)."
+    )
     spec: str = Field(
         description="ViT-B-32/laion2b_s34b_b79k, hf-hub:ORG/NAME, local-dir:PATH, ARCH@CKPT or toy"
     )
@@ -169,7 +180,9 @@ class DedupConfig(_Strict):
     semantic_clusters: int = Field(
         0, ge=0, description="k-means clusters; 0: one per ~1000 embeddings (SemDeDup: 50k for 440M)."
     )
-    seed: int = 0
+    seed: int = Field(
+        0, description="Seeds the MinHash permutations and the k-means sample and initialisation."
+    )
 
 
 class CorruptionConfig(_Strict):
@@ -202,10 +215,10 @@ class RecaptionConfig(_Strict):
     prompt_mode: Literal["auto", "chat", "text"] = Field(
         "auto", description="auto: the processor's chat template when it has one, else plain text."
     )
-    max_new_tokens: int = Field(1024, ge=1, le=8192)
+    max_new_tokens: int = Field(1024, ge=1, le=8192, description="Longest recaption, in tokens.")
     temperature: float = Field(0.2, ge=0, description="0: greedy; above 0: sampling, seeded per batch.")
-    num_beams: int = Field(1, ge=1, le=16)
-    seed: int = 0
+    num_beams: int = Field(1, ge=1, le=16, description="Beam search width; 1: no beam search.")
+    seed: int = Field(0, description="Seeds sampling (with temperature > 0).")
     batch_size: int = Field(16, ge=1, description="Images per generate call.")
     image_short_side: int = Field(400, ge=0, description="Downscale to this short side first; 0: never.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
@@ -226,7 +239,9 @@ class RecaptionConfig(_Strict):
 class RunnerConfig(_Strict):
     """Which Beam runner executes the stages; the options are passed to Beam verbatim."""
 
-    runner: str = "DirectRunner"
+    runner: str = Field(
+        "DirectRunner", description="A Beam runner name: DirectRunner, DataflowRunner, FlinkRunner, ..."
+    )
     options: list[str] = Field(default_factory=list, description='e.g. ["--direct_num_workers=2"]')
 
 

@@ -13,7 +13,7 @@ from transformers import (
 
 from pairsmith.captioners.hf import Generation, TransformersCaptioner
 from pairsmith.captioners.prompts import PRESETS
-from pairsmith.captioners.train_toy_captioner import vocabulary
+from tools.train_toy_captioner import vocabulary
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import pytest
 from conftest import LOCAL
 
 from pairsmith.captioners.annotator import RECAPTION_COLUMNS
-from pairsmith.captioners.train_toy_captioner import mentions
 from pairsmith.filters.toy_world import render_scene_details
 from pairsmith.flows.cli import main
 from pairsmith.flows.demo_site import LocalImageServer, Route
@@ -21,6 +20,7 @@ from pairsmith.pipelines.layout import Layout
 from pairsmith.pipelines.runner import run_all
 from pairsmith.schemas.config import load_config
 from pairsmith.schemas.record import FIELDS, validate_table
+from tools.train_toy_captioner import mentions
 
 ADDED = [*RECAPTION_COLUMNS, "caption_nouns"]
 TRUE, SWAPPED = 16, 6

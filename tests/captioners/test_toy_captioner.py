@@ -10,9 +10,9 @@ from transformers import AutoImageProcessor, AutoModelForImageTextToText, Vision
 from pairsmith.captioners.annotator import build_captioner, captioner_spec, check_captioner
 from pairsmith.captioners.hf import TOY_CAPTIONER, Generation, TransformersCaptioner, resolve
 from pairsmith.captioners.prompts import PRESETS, fill, prompt_template
-from pairsmith.captioners.train_toy_captioner import heldout_scenes, mentions, names_right
 from pairsmith.filters.clip_models import ModelLoadError
 from pairsmith.schemas.config import ModelsConfig, load_config
+from tools.train_toy_captioner import heldout_scenes, mentions, names_right
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import pytest
 from pairsmith.filters.base import Batch
 from pairsmith.filters.clip_models import TOY_ZOO, ClipEmbedder
 from pairsmith.filters.clip_score import ClipScore
-from pairsmith.filters.metrics import roc_auc
-from pairsmith.filters.toy_world import scene_pairs, swap_captions
+from pairsmith.filters.toy_world import scene_pairs
+from pairsmith.pipelines.caption_swap import swap_captions
+from tools.metrics import roc_auc
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ test reports it and checks the mechanics (every type scored, probabilities, argm
 
 import numpy as np
 import pytest
+from photo_transforms import TRANSFORMS
 from PIL import Image
 from skimage import data
 
 from pairsmith.filters.base import Batch
 from pairsmith.filters.clip_score import ClipScore
 from pairsmith.filters.data_type import DATA_TYPES, DataType
-from pairsmith.filters.transforms import TRANSFORMS
 from pairsmith.schemas.record import DATA_TYPE_NAMES
 
 PHOTOS = [

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pairsmith.filters.metrics import roc_auc
+from tools.metrics import roc_auc
 
 
 def test_roc_auc_matches_the_pairwise_definition():

@@ -6,15 +6,16 @@ import pytest
 import torch
 
 from pairsmith.filters.clip_models import TOY_ZOO
-from pairsmith.filters.metrics import roc_auc
-from pairsmith.filters.toy_world import render_scene, scene_pairs, swap_captions
-from pairsmith.filters.train_toy_zoo import watermark_examples
+from pairsmith.filters.toy_world import render_scene, scene_pairs
 from pairsmith.filters.watermark_model import (
     WatermarkConfig,
     load_watermark_model,
     watermark_probability,
     watermark_transform,
 )
+from pairsmith.pipelines.caption_swap import swap_captions
+from tools.metrics import roc_auc
+from tools.train_toy_zoo import watermark_examples
 
 HELDOUT_SEED = 31337  # training uses seeds 0 (data), 10_000 and 20_000 (its own held-out metrics)
 

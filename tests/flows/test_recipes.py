@@ -9,9 +9,9 @@ import pytest
 
 from pairsmith.flows.cli import main
 from pairsmith.flows.corrupt import corrupt
-from pairsmith.flows.corruption_fixture import build_toy_set
 from pairsmith.flows.recipes import RECIPES
 from pairsmith.flows.select import SelectionError, select
+from tools.corruption_fixture import build_toy_set
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pairsmith.filters.metrics import roc_auc
-from pairsmith.filters.toy_world import scene_pairs, swap_captions
+from pairsmith.filters.toy_world import scene_pairs
 from pairsmith.flows.demo_site import LocalImageServer, Route, _encode
+from pairsmith.pipelines.caption_swap import swap_captions
 from pairsmith.pipelines.runner import run_all
 from pairsmith.schemas.config import load_config
+from tools.metrics import roc_auc
 
 MULTI_PROCESS = 'runner.options=["--direct_num_workers=2", "--direct_running_mode=multi_processing"]'
 

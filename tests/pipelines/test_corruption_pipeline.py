@@ -11,15 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from pairsmith.filters.clip_models import ClipEmbedder
-from pairsmith.filters.metrics import roc_auc
 from pairsmith.flows.cli import main
 from pairsmith.flows.corrupt import CorruptionError, corrupt, rescore, run_config
-from pairsmith.flows.corruption_fixture import build_toy_set
 from pairsmith.pipelines import runner
 from pairsmith.pipelines.corruption_stage import unit_vectors
 from pairsmith.pipelines.layout import Layout, read_json, write_parquet
 from pairsmith.pipelines.semantic_clusters import centroid_index, nearest_centroid
 from pairsmith.schemas.config import RunnerConfig
+from tools.corruption_fixture import build_toy_set
+from tools.metrics import roc_auc
 
 pytestmark = pytest.mark.slow
 MULTI_PROCESS = RunnerConfig(options=["--direct_num_workers=2", "--direct_running_mode=multi_processing"])

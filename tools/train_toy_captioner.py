@@ -1,6 +1,6 @@
 """Train pairsmith's toy captioner from its synthetic world, on CPU, deterministically.
 
-    python -m pairsmith.captioners.train_toy_captioner [--out DIR] [--seed 0] [--steps N]
+    python -m tools.train_toy_captioner [--out DIR] [--seed 0] [--steps N]
 
 The toy captioner is a real transformers model: a `VisionEncoderDecoderModel` (a tiny Swin image
 encoder and a BERT-style decoder with cross-attention, the Donut construction) with a word-level
@@ -39,9 +39,9 @@ import torch.nn.functional as F
 
 from pairsmith.captioners.prompts import PRESETS, fill
 from pairsmith.filters.toy_world import BACKGROUNDS, COLOURS, RELATIONS, SHAPES, SIZES, render_scene_details
-from pairsmith.filters.train_toy_zoo import one_thread, web_like
+from tools.train_toy_zoo import one_thread, web_like
 
-OUT = Path(__file__).resolve().parent / "toy_captioner"
+OUT = Path(__file__).resolve().parents[1] / "captioners" / "toy_captioner"  # shipped in the wheel
 THREADS = 1  # measured: a training step takes 8x longer with 2 threads on the busy 2-core machine
 IMAGE_SIZE = 64
 PAIRS = [(c, s) for c in COLOURS for s in SHAPES]  # the facts head's multi-hot targets
@@ -375,7 +375,7 @@ CARD = """# toy-captioner: pairsmith's toy recaptioner
   how they are placed. **Cannot**: tell the background pattern (see above), real photos (it knows only
   the toy world's words: its captions of photos are confident nonsense) or other instructions (a custom
   prompt's unknown words become [UNK]).
-- **Reproduce**: `python -m pairsmith.captioners.train_toy_captioner --seed {seed}`; the test
+- **Reproduce**: `python -m tools.train_toy_captioner --seed {seed}`; the test
   `tests/captioners/test_toy_captioner.py` measures `names_right` again on other fresh scenes.
 """
 

@@ -1,6 +1,6 @@
 """Train pairsmith's toy zoo from its synthetic world, on CPU, deterministically.
 
-    python -m pairsmith.filters.train_toy_zoo [--out DIR] [--seed 0] [--only clip|watermark]
+    python -m tools.train_toy_zoo [--out DIR] [--seed 0] [--only clip|watermark]
 
 Writes, in the real models' own formats (loaded by exactly the code that loads real checkpoints):
 - `toy-clip-vit.json` + `toy-clip-vit.pt`: an open_clip model config and state_dict (fp16);
@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pairsmith.filters.metrics import roc_auc
-from pairsmith.filters.toy_world import add_watermark, render_scene, scene_pairs, swap_captions
+from pairsmith.filters.toy_world import add_watermark, render_scene, scene_pairs
 from pairsmith.filters.watermark_model import (
     WatermarkConfig,
     build_watermark_model,
@@ -36,8 +35,10 @@ from pairsmith.filters.watermark_model import (
     watermark_probability,
     watermark_transform,
 )
+from pairsmith.pipelines.caption_swap import swap_captions
+from tools.metrics import roc_auc
 
-ZOO = Path(__file__).resolve().parent / "toy_zoo"
+ZOO = Path(__file__).resolve().parents[1] / "filters" / "toy_zoo"  # shipped in the wheel (package data)
 THREADS = 2
 CLIP_NAME = "toy-clip-vit"
 CLIP_CONFIG = {
@@ -286,7 +287,7 @@ CARDS = {
   among 100 captions: **{heldout_top1_of_100}**.
 - **Can judge**: whether a caption describes a scene of the synthetic world (colours, shapes, sizes,
   positions). **Cannot judge**: real photos or any other vocabulary; its scores on them are noise.
-- **Reproduce**: `python -m pairsmith.filters.train_toy_zoo --only clip --seed {seed}`.
+- **Reproduce**: `python -m tools.train_toy_zoo --only clip --seed {seed}`.
 """,
     WATERMARK_NAME: """# {name}: pairsmith's toy watermark detector
 
@@ -308,7 +309,7 @@ CARDS = {
   **{train_overlay_auc}**.
 - **Can judge**: semi-transparent text/logo overlays like these. **Cannot judge**: real stock-photo
   watermarks reliably; use LAION's weights (`laion-watermark`) for real data.
-- **Reproduce**: `python -m pairsmith.filters.train_toy_zoo --only watermark --seed {seed}`.
+- **Reproduce**: `python -m tools.train_toy_zoo --only watermark --seed {seed}`.
 """,
 }
 
