@@ -90,7 +90,7 @@ def test_every_where_example_of_the_readme_and_the_cli_parses():
     texts += re.findall(r"--where '([^']+)'", (here / "README.md").read_text())
     assert len(texts) >= 3
     for text in texts:
-        if text != "POLARS EXPR":
+        if not re.fullmatch(r"[A-Z ]+", text):  # a placeholder such as FILTER
             assert isinstance(parse_where(text), pl.Expr), text
 
 
