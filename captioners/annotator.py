@@ -3,47 +3,88 @@
 `Recaption` writes the recaption and judges it with the run's primary CLIP model, reusing what the
 `ClipScore` annotator already has: its loaded embedder (one more text embedding per row) and the
 image and alt-text embeddings of the batch (the side dataset's float16 vectors, renormalised), so
-recaptioning adds no image embedding pass. `CaptionNouns` counts the alt-text's nouns on every row.
+recaptioning adds no image embedding pass. `RecaptionNouns` counts the recaption's nouns.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
-from pairsmith.captioners.base import Captioner
-from pairsmith.captioners.hf import Generation, TransformersCaptioner, resolve
 from pairsmith.captioners.nouns import count_nouns
-from pairsmith.captioners.prompts import prompt_template
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.filters.clip_models import ClipEmbedder
+from pairsmith.filters.caption_nouns import CaptionNouns
+from pairsmith.filters.profiles import profile_spec
 from pairsmith.schemas.config import ModelsConfig, RecaptionConfig
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
-RECAPTION_COLUMNS = (
-    "recaption",
-    "recaption_model",
-    "recaption_prompt",
-    "recaption_clip_score",
-    "recaption_alt_similarity",
-    "recaption_words",
-    "recaption_nouns",
+if TYPE_CHECKING:
+    from pairsmith.captioners.base import Captioner
+    from pairsmith.captioners.hf import TransformersCaptioner
+    from pairsmith.filters.clip_models import ClipEmbedder
+    from pairsmith.filters.clip_score import ClipScore
+
+RECAPTION_FIELDS = (
+    column(
+        "recaption",
+        pa.string(),
+        "recaption",
+        "Dense caption of the image by a vision-language model (`recaption.model`, prompt "
+        "`recaption_prompt`); null without an image or when recaptioning is off (`pairsmith recaption OUT` "
+        "adds it later).",
+    ),
+    column(
+        "recaption_model",
+        pa.string(),
+        "recaption",
+        "The captioner that wrote `recaption`: a Hugging Face repo id, a local folder, or `toy`.",
+    ),
+    column(
+        "recaption_prompt",
+        pa.string(),
+        "recaption",
+        "Prompt of `recaption`: preset `dense` or `dense_with_alt` (PixArt-alpha's), `short`, `none` (the "
+        "image alone), or `custom` (`recaption.prompt_text`).",
+    ),
+    column(
+        "recaption_clip_score",
+        pa.float32(),
+        "recaption",
+        "Cosine of the primary CLIP model's image and recaption embeddings (`clip_score` for the recaption).",
+    ),
+    column(
+        "recaption_alt_similarity",
+        pa.float32(),
+        "recaption",
+        "Cosine of the primary CLIP model's text embeddings of the alt-text (`caption`) and of `recaption`: "
+        "low where the alt-text says something else than what the captioner sees.",
+    ),
+    column("recaption_words", pa.int32(), "recaption", "Recaption length in whitespace-separated words."),
 )
-BY_NAME = {f.name: f for f in FIELDS}
-# The profile's captioner where `recaption.model` is null. Only the toy profile turns recaptioning on:
-# a real VLM is the costliest step of a run, so it is asked for by name (or added later, alone).
-PROFILE_CAPTIONERS = {"toy": "toy"}
+RECAPTION_NOUNS = column(
+    "recaption_nouns",
+    pa.int32(),
+    "recaption",
+    "Nouns in `recaption` (PixArt-alpha: ~21-29 per dense caption), same tagger.",
+)
+# The columns a recaption fills.
+RECAPTION_COLUMNS = (*(f.name for f in RECAPTION_FIELDS), RECAPTION_NOUNS.name)
 
 
 def captioner_spec(models: ModelsConfig, recaption: RecaptionConfig) -> str | None:
-    """The captioner of a run, or None when recaptioning is off."""
-    spec = recaption.model if recaption.model is not None else PROFILE_CAPTIONERS.get(models.profile, "none")
+    """The captioner of a run (`recaption.model`, else the profile's), or None when recaptioning is off.
+    Only the toy profile turns it on: a real VLM is the costliest step of a run, so it is asked for by
+    name (or added later, alone)."""
+    spec = recaption.model if recaption.model is not None else profile_spec(models, "recaption")
     return None if spec == "none" else spec
 
 
 def check_captioner(models: ModelsConfig, recaption: RecaptionConfig) -> str:
     """Fail before any work if the captioner cannot be loaded here; returns what the manifest records."""
+    from pairsmith.captioners.hf import resolve
+
     spec = captioner_spec(models, recaption)
     if spec is None:
         return "none"
@@ -53,6 +94,9 @@ def check_captioner(models: ModelsConfig, recaption: RecaptionConfig) -> str:
 
 def build_captioner(spec: str, cfg: RecaptionConfig) -> TransformersCaptioner:
     """The captioner of `spec` with the prompt and generation settings of `cfg` (not loaded yet)."""
+    from pairsmith.captioners.hf import Generation, TransformersCaptioner
+    from pairsmith.captioners.prompts import prompt_template
+
     template = "" if cfg.prompt == "none" else prompt_template(cfg.prompt, cfg.prompt_text)
     generation = Generation(cfg.max_new_tokens, cfg.temperature, cfg.num_beams, cfg.seed)
     return TransformersCaptioner(
@@ -69,27 +113,15 @@ def build_captioner(spec: str, cfg: RecaptionConfig) -> TransformersCaptioner:
 
 
 def recaption_annotators(
-    models: ModelsConfig, recaption: RecaptionConfig | None, primary_clip=None
+    models: ModelsConfig, recaption: RecaptionConfig | None, primary_clip: ClipScore | None = None
 ) -> list[Annotator]:
-    """The annotators this module adds to a run: `CaptionNouns` always, `Recaption` when a captioner is
-    configured. `primary_clip` is the run's first `ClipScore` (or None without CLIP)."""
+    """What `pairsmith recaption` runs: `CaptionNouns` always; `Recaption` and `RecaptionNouns` when a
+    captioner is configured. `primary_clip` is the run's first `ClipScore` (or None without CLIP)."""
     cfg = recaption if recaption is not None else RecaptionConfig()
     spec = captioner_spec(models, cfg)
-    out: list[Annotator] = [CaptionNouns()]
-    if spec is not None:
-        embedder = primary_clip.embedder if primary_clip is not None else None
-        dataset = primary_clip.dataset if primary_clip is not None else None
-        out.append(Recaption(build_captioner(spec, cfg), cfg.prompt, embedder, dataset))
-    return out
-
-
-class CaptionNouns(Annotator):
-    """Nouns per alt-text (`caption_nouns`), PixArt-alpha's concept density."""
-
-    fields = (BY_NAME["caption_nouns"],)
-
-    def annotate(self, batch: Batch) -> dict[str, list[Any]]:
-        return {"caption_nouns": [count_nouns(c) for c in batch.column("caption")]}
+    if spec is None:
+        return [CaptionNouns()]
+    return [CaptionNouns(), Recaption.judged_by(spec, cfg, primary_clip), RecaptionNouns()]
 
 
 def _unit(vectors) -> np.ndarray:
@@ -98,14 +130,19 @@ def _unit(vectors) -> np.ndarray:
 
 
 class Recaption(Annotator):
-    """The recaption of every row with an image, and how it relates to the image and the alt-text.
+    """A vision-language model by name (`recaption.model`; see "Recaptions"); off unless the profile or
+    the config turns it on.
 
     The batch's `<dataset>/image_embedding` and `<dataset>/text_embedding` columns (written by the
     primary `ClipScore` earlier in the same batch, or read from its side dataset by `pairsmith
     recaption`) are used where present; missing ones are embedded here.
     """
 
-    fields = tuple(BY_NAME[name] for name in RECAPTION_COLUMNS)
+    fields = RECAPTION_FIELDS
+    needs = ("caption",)
+    uses = ("image_embedding", "text_embedding")
+    reads_image = True
+    model = "recaption"
 
     def __init__(
         self,
@@ -117,6 +154,24 @@ class Recaption(Annotator):
         self.captioner, self.prompt_name = captioner, prompt_name
         self.embedder, self.dataset = embedder, dataset
 
+    @classmethod
+    def model_spec(cls, run) -> str:
+        return captioner_spec(run.models, run.recaption) or "none"
+
+    @classmethod
+    def check(cls, run, spec: str) -> dict[str, str]:
+        return {"recaption": check_captioner(run.models, run.recaption)}
+
+    @classmethod
+    def configure(cls, run, spec: str) -> list[Recaption]:
+        return [cls.judged_by(spec, run.recaption, run.clips[0] if run.clips else None)]
+
+    @classmethod
+    def judged_by(cls, spec: str, cfg: RecaptionConfig, clip: ClipScore | None) -> Recaption:
+        """The recaptioner of `spec`, judged by `clip` (its embedder and embeddings) when given."""
+        embedder, dataset = (clip.embedder, clip.dataset) if clip is not None else (None, None)
+        return cls(build_captioner(spec, cfg), cfg.prompt, embedder, dataset)
+
     def setup(self) -> None:
         self.captioner.load()
         if self.embedder is not None and self.embedder.model is None:
@@ -124,7 +179,7 @@ class Recaption(Annotator):
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         n = len(batch)
-        out: dict[str, list[Any]] = {name: [None] * n for name in RECAPTION_COLUMNS}
+        out: dict[str, list[Any]] = {f.name: [None] * n for f in self.fields}
         rows = [i for i, image in enumerate(batch.images) if image is not None]
         if not rows:
             return out
@@ -135,7 +190,6 @@ class Recaption(Annotator):
             out["recaption_model"][i] = self.captioner.model_id
             out["recaption_prompt"][i] = self.prompt_name
             out["recaption_words"][i] = len(caption.split())
-            out["recaption_nouns"][i] = count_nouns(caption)
         if self.embedder is not None:
             self._similarities(batch, rows, captions, out)
         return out
@@ -173,3 +227,13 @@ class Recaption(Annotator):
             if rows
             else np.zeros((0, 0), np.float32)
         )
+
+
+class RecaptionNouns(Annotator):
+    """Nouns per recaption, by the same tagger as `caption_nouns`."""
+
+    fields = (RECAPTION_NOUNS,)
+    needs = ("recaption",)
+
+    def annotate(self, batch: Batch) -> dict[str, list[Any]]:
+        return {"recaption_nouns": [count_nouns(c) for c in batch.column("recaption")]}

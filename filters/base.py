@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 from PIL import Image
+
+if TYPE_CHECKING:
+    from pairsmith.filters.registry import Run
 
 
 @dataclass
@@ -29,16 +32,55 @@ class Batch:
 
 
 class Annotator(ABC):
-    """Adds `fields` to every row of a batch. Subclasses set `fields` and implement `annotate`.
+    """Adds `fields` to every row of a batch. A subclass declares what it writes and reads:
+
+    - `fields`: its record columns (`schemas.record.column`: name, Arrow type, group, one-line doc);
+    - `needs`: the columns it reads from the batch (input and download columns, other annotators'
+      fields, or side inputs such as `image_embedding`, the primary CLIP model's); `uses`: columns it
+      reads where present (it runs after their annotators, and without them too);
+    - `reads_image`: whether it reads the decoded image, not only columns such as the caption;
+    - `model`: the profile key of its model spec (`nsfw`, `watermark`, ...), None for a formula;
+    and implements `annotate`. `filters.registry` orders the annotators by what they read.
 
     `side_fields` are per-row outputs that do not belong in the record (embeddings): they go to a
     side dataset, `OUT/<dataset>/SHARD.parquet`, aligned row by row with the data shard; their keys
-    in `annotate`'s result are `"<dataset>/<column>"`.
+    in `annotate`'s result are `"<dataset>/<column>"`; `provides` names those columns for `needs`.
     """
 
     fields: ClassVar[tuple[pa.Field, ...]]
     side_fields: ClassVar[dict[str, tuple[pa.Field, ...]]] = {}
+    provides: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()
+    reads_image: ClassVar[bool] = False
+    model: ClassVar[str | None] = None
     model_id: ClassVar[str | None] = None
+
+    @classmethod
+    def model_spec(cls, run: Run) -> Any:
+        """Its model in `run`: the config's `models.<model>`, else the profile's (None without a model)."""
+        return run.spec(cls.model) if cls.model else None
+
+    @classmethod
+    def accepts(cls, spec: Any) -> bool:
+        """Whether this class computes its signal with model `spec` (`none` turns a signal off)."""
+        return spec != "none"
+
+    @classmethod
+    def unavailable(cls, run: Run, spec: Any) -> str | None:
+        """Why the signal stays null in `run` although its model is set (None: it is computed)."""
+        return None
+
+    @classmethod
+    def check(cls, run: Run, spec: Any) -> dict[str, str]:
+        """Resolve the model before any work (ModelLoadError if it cannot load here); returns what
+        the manifest records."""
+        return {cls.model: spec} if cls.model else {}
+
+    @classmethod
+    def configure(cls, run: Run, spec: Any) -> list[Annotator]:
+        """The instances of a run (models load later, in `setup`)."""
+        return [cls()]
 
     def setup(self) -> None:  # noqa: B027  (optional hook)
         """Load models or tables; called once per worker before the first batch."""
@@ -56,6 +98,8 @@ class Annotator(ABC):
 
 class ImageAnnotator(Annotator):
     """An annotator that looks at each image on its own; rows without an image get None."""
+
+    reads_image = True
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {f.name: [] for f in self.fields}

@@ -1,14 +1,18 @@
 """The published per-pair rules of LAION-5B, DataComp (basic filter) and ALIGN, as flags.
 
 Numbers from ../shared/ANCHORS.md. A flag is None when a rule needs an image the row does not have.
+ALIGN's last rule (a caption shared by at most 10 images) needs the whole dataset: the caption-sharing
+stage applies it with `complete_align`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
 LAION_MIN_CAPTION_CHARS = 5  # LAION-5B: drop alt-text under 5 chars
 LAION_MIN_IMAGE_BYTES = 5 * 1024  # LAION-5B: drop images under 5 KB
@@ -19,26 +23,54 @@ DATACOMP_MAX_ASPECT = 3.0  # DataComp basic: aspect <= 3
 ALIGN_MIN_SIDE_EXCLUSIVE = 200  # ALIGN: shorter side > 200 px
 ALIGN_MAX_ASPECT_EXCLUSIVE = 3.0  # ALIGN: aspect ratio < 3
 ALIGN_WORDS = (3, 20)  # ALIGN: drop texts with < 3 or > 20 unigrams
+ALIGN_MAX_SHARED = 10  # ALIGN: drop alt-texts shared by > 10 images
+
+
+def complete_align(align_ok: pa.Array | pa.ChunkedArray, shared: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """`align_ok` with ALIGN's sharing rule added, given each row's `caption_shared_count`."""
+    import pyarrow.compute as pc
+
+    within = pc.fill_null(pc.less_equal(shared, ALIGN_MAX_SHARED), True)  # no caption: nothing shared
+    return pc.and_kleene(align_ok, within)
 
 
 class BasicRules(Annotator):
-    """Needs `caption_chars`, `caption_words`, `lang` and `aspect_ratio` from earlier annotators."""
+    """Flags, never drops."""
 
-    fields = tuple(f for f in FIELDS if f.name in ("laion_basic_ok", "datacomp_basic_ok", "align_ok"))
+    fields = (
+        column(
+            "laion_basic_ok",
+            pa.bool_(),
+            "rules",
+            "LAION-5B basic rule: caption >= 5 chars and image file >= 5 KB (CLIP threshold comes with CLIP).",
+        ),
+        column(
+            "datacomp_basic_ok",
+            pa.bool_(),
+            "rules",
+            "DataComp basic filter: English, > 2 words, > 5 chars, short side >= 200 px, aspect ratio <= 3.",
+        ),
+        column(
+            "align_ok",
+            pa.bool_(),
+            "rules",
+            "ALIGN's rules: short side > 200 px, aspect ratio < 3, 3..20 words, caption shared by at most 10 "
+            "images (the last one filled by the global caption-sharing stage).",
+        ),
+    )
+    needs = (
+        "caption_chars",
+        "caption_words",
+        "lang",
+        "original_width",
+        "original_height",
+        "aspect_ratio",
+        "image_bytes",
+    )
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
-        c = batch.columns
         out: dict[str, list[Any]] = {f.name: [] for f in self.fields}
-        rows = zip(
-            c["caption_chars"],
-            c["caption_words"],
-            c["lang"],
-            c["original_width"],
-            c["original_height"],
-            c["aspect_ratio"],
-            c["image_bytes"],
-            strict=True,
-        )
+        rows = zip(*(batch.column(name) for name in self.needs), strict=True)
         for chars, words, lang, w, h, aspect, nbytes in rows:
             has_image = w is not None and h is not None and nbytes is not None
             side = min(w, h) if has_image else None

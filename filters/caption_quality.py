@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import ftfy
+import pyarrow as pa
 
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
 BOILERPLATE = re.compile(
     r"""^(?:
@@ -25,15 +25,36 @@ BOILERPLATE = re.compile(
 
 def is_boilerplate(caption: str | None) -> bool:
     """True for alt-text such as `IMG_1234.jpg`, `1920x1080`, `image`, or empty after cleaning."""
-    return BOILERPLATE.match(ftfy.fix_text(caption or "").strip()) is not None
+    from ftfy import fix_text
+
+    return BOILERPLATE.match(fix_text(caption or "").strip()) is not None
 
 
 class CaptionQuality(Annotator):
-    fields = tuple(f for f in FIELDS if f.name in ("caption_fixed", "caption_boilerplate"))
+    """ftfy repair; boilerplate = file names, `IMG_1234`, `1920x1080`, "image", empty after cleaning."""
+
+    fields = (
+        column(
+            "caption_fixed",
+            pa.string(),
+            "caption",
+            "The caption repaired by ftfy (mojibake, HTML entities, odd characters).",
+        ),
+        column(
+            "caption_boilerplate",
+            pa.bool_(),
+            "caption",
+            "Alt-text that says nothing: a file name (`IMG_1234.jpg`), a resolution (`1920x1080`), a generic "
+            "word (`image`, `photo`), or empty after cleaning.",
+        ),
+    )
+    needs = ("caption",)
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
+        from ftfy import fix_text
+
         captions = batch.column("caption")
         return {
-            "caption_fixed": [None if c is None else ftfy.fix_text(c) for c in captions],
+            "caption_fixed": [None if c is None else fix_text(c) for c in captions],
             "caption_boilerplate": [is_boilerplate(c) for c in captions],
         }

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
 
 class CaptionStats(Annotator):
-    fields = tuple(f for f in FIELDS if f.name in ("caption_chars", "caption_words"))
+    """Lengths of the stripped caption."""
+
+    fields = (
+        column("caption_chars", pa.int32(), "caption", "Caption length in characters (after stripping)."),
+        column("caption_words", pa.int32(), "caption", "Caption length in whitespace-separated words."),
+    )
+    needs = ("caption",)
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         texts = [(c or "").strip() for c in batch.column("caption")]

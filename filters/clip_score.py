@@ -12,10 +12,16 @@ import numpy as np
 import pyarrow as pa
 
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.filters.clip_models import ClipEmbedder
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.errors import ConfigError
+from pairsmith.schemas.record import column
 
-CLIP_SCORE = next(f for f in FIELDS if f.name == "clip_score")
+CLIP_SCORE = column(
+    "clip_score",
+    pa.float32(),
+    "scores",
+    "Cosine of the primary CLIP model's image and caption embeddings (`models.clip[0]`); other "
+    "models add `clip_score_<alias>`. Embeddings: `OUT/embeddings/<alias>/`.",
+)
 
 
 def clip_score_column(alias: str, primary: bool) -> str:
@@ -24,7 +30,17 @@ def clip_score_column(alias: str, primary: bool) -> str:
 
 
 class ClipScore(Annotator):
+    """open_clip, by model spec (see "Models"); one per model of `models.clip`, the first primary."""
+
+    fields = (CLIP_SCORE,)
+    provides = ("image_embedding", "text_embedding")
+    needs = ("caption",)
+    reads_image = True
+    model = "clip"
+
     def __init__(self, alias: str, spec: str, primary: bool, device: str = "auto", precision: str = "auto"):
+        from pairsmith.filters.clip_models import ClipEmbedder
+
         self.alias, self.spec = alias, spec
         self.embedder = ClipEmbedder(spec, device, precision)
         name = clip_score_column(alias, primary)
@@ -32,6 +48,25 @@ class ClipScore(Annotator):
         self.fields = (CLIP_SCORE if primary else CLIP_SCORE.with_name(name).with_metadata({"doc": doc}),)
         self.dataset = f"embeddings/{alias}"
         self.model_id = spec
+
+    @classmethod
+    def accepts(cls, spec: Any) -> bool:
+        return True  # a list of models, maybe empty
+
+    @classmethod
+    def check(cls, run, spec: list) -> dict[str, str]:
+        from pairsmith.filters.clip_models import resolve
+
+        aliases = [m.alias for m in spec]
+        if len(set(aliases)) != len(aliases):
+            raise ConfigError(f"models.clip: aliases must be unique, got {aliases}")
+        for m in spec:
+            resolve(m.spec)
+        return {f"clip/{m.alias}": m.spec for m in spec}
+
+    @classmethod
+    def configure(cls, run, spec: list) -> list[ClipScore]:
+        return run.clips
 
     def setup(self) -> None:
         self.embedder.load()

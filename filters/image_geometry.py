@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
 
 class AspectRatio(Annotator):
-    fields = tuple(f for f in FIELDS if f.name == "aspect_ratio")
+    """Long side / short side of the downloaded image's original size."""
+
+    fields = (
+        column(
+            "aspect_ratio", pa.float32(), "image", "Long side / short side of the downloaded image (>= 1)."
+        ),
+    )
+    needs = ("original_width", "original_height")
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         ratios = []

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image
 
 from pairsmith.filters.base import ImageAnnotator
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
 NEAR_UNIFORM_SHARE = 0.8  # CAPro: >= 80% pixels one grey value after 64x64 resize
 
@@ -33,10 +34,24 @@ def colourfulness(rgb: np.ndarray) -> float:
 
 
 class ImageStats(ImageAnnotator):
-    fields = tuple(
-        f
-        for f in FIELDS
-        if f.name in ("sharpness", "brightness", "contrast", "colourfulness", "near_uniform")
+    """Formulas: variance of the Laplacian, luma statistics, Hasler-Suesstrunk, CAPro's near-uniform rule."""
+
+    fields = (
+        column(
+            "sharpness",
+            pa.float32(),
+            "image",
+            "Variance of the Laplacian of the grey image at 256 px (low = blurry).",
+        ),
+        column("brightness", pa.float32(), "image", "Mean luma in [0, 1]."),
+        column("contrast", pa.float32(), "image", "Standard deviation of luma in [0, 1]."),
+        column("colourfulness", pa.float32(), "image", "Hasler-Suesstrunk colourfulness (0 = grey)."),
+        column(
+            "near_uniform",
+            pa.bool_(),
+            "image",
+            "CAPro: >= 80 % of pixels one grey value after a 64x64 resize.",
+        ),
     )
 
     def annotate_image(self, image: Image.Image) -> dict[str, Any]:

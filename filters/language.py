@@ -5,30 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from langid.langid import LanguageIdentifier, model
+import pyarrow as pa
 
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
 
-class _SparseLanguageIdentifier(LanguageIdentifier):
+def sparse_identifier():
     """langid's identifier, scoring only the features a caption has.
 
     langid multiplies the whole (mostly zero) integer feature vector by its 7480x97 table, which
     numpy first converts to float64: ~7.5 ms per caption. The non-zero rows give the same sums.
     """
+    from langid.langid import LanguageIdentifier, model
 
-    def nb_classprobs(self, fv):
-        rows = np.flatnonzero(fv)
-        return fv[rows] @ self.nb_ptc[rows] + self.nb_pc
+    class SparseLanguageIdentifier(LanguageIdentifier):
+        def nb_classprobs(self, fv):
+            rows = np.flatnonzero(fv)
+            return fv[rows] @ self.nb_ptc[rows] + self.nb_pc
+
+    return SparseLanguageIdentifier.from_modelstring(model, norm_probs=True)
 
 
 class LanguageId(Annotator):
-    fields = tuple(f for f in FIELDS if f.name in ("lang", "lang_score"))
+    """langid (offline); null where the caption has fewer than 3 letters."""
+
+    fields = (
+        column("lang", pa.string(), "caption", "ISO 639-1 language of the caption (langid)."),
+        column("lang_score", pa.float32(), "caption", "Probability of `lang`, in [0, 1]."),
+    )
+    needs = ("caption",)
     model_id = "langid-1.1.6-norm_probs"
 
     def setup(self) -> None:
-        self._identifier = _SparseLanguageIdentifier.from_modelstring(model, norm_probs=True)
+        self._identifier = sparse_identifier()
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         langs, scores = [], []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pairsmith.filters.clip_models import ModelLoadError
+from pairsmith.schemas.errors import ModelLoadError
 
 NAMED = {
     "laion-watermark": (

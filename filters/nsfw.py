@@ -1,25 +1,25 @@
-"""NSFW likelihood, `nsfw_score` in [0, 1], by one of two detectors (the profile says which).
+"""NSFW likelihood, `nsfw_score` in [0, 1], by one of two detectors (the model spec says which).
 
 - NudeNet (ships offline in its PyPI package): an ONNX body-part detector; the score is the highest
   confidence of an *exposed* intimate part (covered parts, faces and feet do not count), and every
   detected class is kept in `nsfw_classes`.
-- LAION's `punsafe`: an MLP on the CLIP image embedding (B/32: 512-32-32-1, L/14: 768-64-512-256-1,
-  sigmoid), weights as a torch state_dict converted from LAION's release. LAION recommends
-  keeping `punsafe < 0.5` (../shared/ANCHORS.md); the same reading applies to NudeNet's score.
+- LAION's `punsafe`: an MLP on the primary CLIP model's image embedding (B/32: 512-32-32-1, L/14:
+  768-64-512-256-1, sigmoid), weights as a torch state_dict converted from LAION's release. LAION
+  recommends keeping `punsafe < 0.5` (../shared/ANCHORS.md); the same reading applies to NudeNet's score.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
+import pyarrow as pa
 
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.filters.clip_score import ClipScore
-from pairsmith.schemas.record import FIELDS
+from pairsmith.filters.clip_heads import ClipEmbeddingHead
+from pairsmith.filters.named_weights import named_file
+from pairsmith.schemas.errors import ModelLoadError
+from pairsmith.schemas.record import column
 
 UNSAFE_CLASSES = frozenset(
     {
@@ -30,15 +30,34 @@ UNSAFE_CLASSES = frozenset(
         "ANUS_EXPOSED",
     }
 )
-NSFW_FIELDS = tuple(f for f in FIELDS if f.name in ("nsfw_score", "nsfw_classes"))
+NSFW_FIELDS = (
+    column(
+        "nsfw_score",
+        pa.float32(),
+        "scores",
+        "Likelihood that the image is NSFW, in [0, 1] (NudeNet's highest exposed-part confidence, or "
+        "LAION's punsafe head); LAION keeps rows under 0.5.",
+    ),
+    column(
+        "nsfw_classes", pa.list_(pa.string()), "scores", "Body-part classes NudeNet detected (NudeNet only)."
+    ),
+)
 
 
 class NudeNetNsfw(Annotator):
+    """NudeNet (offline ONNX): the highest *exposed* body-part confidence; LAION keeps `< 0.5`."""
+
     fields = NSFW_FIELDS
+    reads_image = True
+    model = "nsfw"
     model_id = "nudenet-3 320n.onnx"
 
     def __init__(self, batch_size: int = 8):
         self.batch_size = batch_size
+
+    @classmethod
+    def accepts(cls, spec: Any) -> bool:
+        return spec == "nudenet"
 
     def setup(self) -> None:
         from nudenet import NudeDetector
@@ -57,54 +76,24 @@ class NudeNetNsfw(Annotator):
         return {"nsfw_score": scores, "nsfw_classes": classes}
 
 
-def mlp_from_state_dict(state: dict[str, torch.Tensor], sigmoid: bool) -> nn.Sequential:
-    """A Linear-ReLU-...-Linear stack whose shapes are read from the weights (in key order)."""
-    weights = [k for k in state if k.endswith("weight")]
-    layers: list[nn.Module] = []
-    for i, key in enumerate(weights):
-        out_dim, in_dim = state[key].shape
-        layers.append(nn.Linear(in_dim, out_dim))
-        if i < len(weights) - 1:
-            layers.append(nn.ReLU())
-    if sigmoid:
-        layers.append(nn.Sigmoid())
-    model = nn.Sequential(*layers)
-    linear = [m for m in model if isinstance(m, nn.Linear)]
-    for layer, key in zip(linear, weights, strict=True):
-        layer.weight.data.copy_(state[key].float())
-        layer.bias.data.copy_(state[key.removesuffix("weight") + "bias"].float())
-    return model.eval()
+class NsfwHead(ClipEmbeddingHead):
+    """LAION's punsafe MLP on the primary CLIP model's image embeddings; LAION keeps `< 0.5`."""
 
+    fields = NSFW_FIELDS
+    model = "nsfw"
+    sigmoid = True
 
-def load_head(path: str, sigmoid: bool) -> nn.Sequential:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"head weights not found: {path}")
-    return mlp_from_state_dict(torch.load(path, map_location="cpu"), sigmoid)
+    @classmethod
+    def accepts(cls, spec: Any) -> bool:
+        return spec not in ("none", "nudenet")
 
+    @classmethod
+    def check(cls, run, spec: str) -> dict[str, str]:
+        if not run.clips:
+            raise ModelLoadError(f"models.nsfw={spec!r} reads CLIP embeddings, but the run has no CLIP model")
+        named_file(spec, spec)
+        return {"nsfw": spec}
 
-class ClipEmbeddingHead(Annotator):
-    """A small head on a CLIP model's image embeddings (LAION's NSFW MLP, LAION's aesthetic head)."""
-
-    def __init__(self, column: str, path: str, clip: ClipScore, sigmoid: bool):
-        self.fields = tuple(f for f in FIELDS if f.name == column) + (
-            (next(f for f in NSFW_FIELDS if f.name == "nsfw_classes"),) if column == "nsfw_score" else ()
-        )
-        self.column, self.path, self.clip, self.sigmoid = column, path, clip, sigmoid
-        self.model_id = f"{path} on {clip.spec}"
-
-    def setup(self) -> None:
-        self.head = load_head(self.path, self.sigmoid)
-
-    @torch.inference_mode()
-    def annotate(self, batch: Batch) -> dict[str, list[Any]]:
-        embeddings = batch.column(f"{self.clip.dataset}/image_embedding")
-        rows = [i for i, e in enumerate(embeddings) if e is not None]
-        values: list[float | None] = [None] * len(batch)
-        if rows:
-            x = torch.tensor(np.asarray([embeddings[i] for i in rows], np.float32))
-            for row, value in zip(rows, self.head(x).squeeze(-1).tolist(), strict=True):
-                values[row] = float(value)
-        out: dict[str, list[Any]] = {self.column: values}
-        if self.column == "nsfw_score":
-            out["nsfw_classes"] = [None] * len(batch)
-        return out
+    @classmethod
+    def configure(cls, run, spec: str) -> list[NsfwHead]:
+        return [cls(spec, run.clips[0])]

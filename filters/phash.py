@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import imagehash
+from importlib.metadata import version
+
+import pyarrow as pa
 from PIL import Image
 
 from pairsmith.filters.base import ImageAnnotator
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
 
 class PerceptualHash(ImageAnnotator):
-    fields = tuple(f for f in FIELDS if f.name == "phash")
-    model_id = f"imagehash-{imagehash.__version__}-phash64"
+    """pHash (imagehash) of the stored image: near-duplicates are within a few bits."""
+
+    fields = (
+        column(
+            "phash", pa.uint64(), "image", "64-bit perceptual hash (imagehash.phash) of the stored image."
+        ),
+    )
+    model_id = f"imagehash-{version('imagehash')}-phash64"
 
     def annotate_image(self, image: Image.Image) -> dict[str, int]:
+        import imagehash
+
         return {"phash": int(str(imagehash.phash(image)), 16)}

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image
 
 from pairsmith.filters.base import ImageAnnotator
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
 CHECK_SIDE = 320
 
@@ -28,11 +29,32 @@ def polygon_area(points) -> float:
 
 
 class TextInImage(ImageAnnotator):
-    fields = tuple(f for f in FIELDS if f.name in ("text_area_ratio", "ocr_text"))
+    """RapidOCR (offline ONNX); `annotate.ocr=gated` (default) runs the full OCR only where a detection
+    pass at <= 320 px finds text: about 25 ms instead of ~430 ms per text-free image here."""
+
+    fields = (
+        column(
+            "text_area_ratio",
+            pa.float32(),
+            "image",
+            "Share of the image covered by text boxes found by RapidOCR (sum of box areas, capped at 1); "
+            "0 when the gated check finds no text; null with `annotate.ocr=off`.",
+        ),
+        column(
+            "ocr_text",
+            pa.string(),
+            "image",
+            "Text read by RapidOCR, in reading order, at most 500 characters.",
+        ),
+    )
     model_id = "rapidocr-onnxruntime (PP-OCR det+rec)"
 
     def __init__(self, gated: bool = True, max_chars: int = 500):
         self.gated, self.max_chars = gated, max_chars
+
+    @classmethod
+    def configure(cls, run, spec) -> list[TextInImage]:
+        return [] if run.annotate.ocr == "off" else [cls(gated=run.annotate.ocr == "gated")]
 
     def setup(self) -> None:
         from rapidocr_onnxruntime import RapidOCR

@@ -6,28 +6,25 @@ Specs: `toy` (the toy zoo's detector), `CONFIG.json@WEIGHTS.pt`, or `laion-water
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import pyarrow as pa
 
 from pairsmith.filters.base import Annotator, Batch
-from pairsmith.filters.clip_models import TOY_ZOO
 from pairsmith.filters.named_weights import named_file
-from pairsmith.filters.watermark_model import (
-    WatermarkConfig,
-    load_watermark_model,
-    watermark_probability,
-    watermark_transform,
-)
-from pairsmith.schemas.record import FIELDS
+from pairsmith.schemas.record import column
 
-TOY_WATERMARK = f"{TOY_ZOO / 'toy-watermark.json'}@{TOY_ZOO / 'toy-watermark.pt'}"
+if TYPE_CHECKING:
+    from pairsmith.filters.watermark_model import WatermarkConfig
 
 
 def resolve_watermark(spec: str) -> tuple[WatermarkConfig, str]:
     """(config, weights path) of a watermark spec; raises ModelLoadError if a file is missing."""
+    from pairsmith.filters.clip_models import TOY_ZOO
+    from pairsmith.filters.watermark_model import WatermarkConfig
+
     if spec == "toy":
-        spec = TOY_WATERMARK
+        spec = f"{TOY_ZOO / 'toy-watermark.json'}@{TOY_ZOO / 'toy-watermark.pt'}"
     if "@" in spec:
         config_path, weights = spec.split("@", 1)
         named_file(config_path, spec)
@@ -36,22 +33,49 @@ def resolve_watermark(spec: str) -> tuple[WatermarkConfig, str]:
 
 
 class Watermark(Annotator):
-    fields = tuple(f for f in FIELDS if f.name == "watermark_score")
+    """LAION's detector construction (timm backbone, head to 2 classes, softmax class 0); LAION keeps `< 0.8`."""
+
+    fields = (
+        column(
+            "watermark_score",
+            pa.float32(),
+            "scores",
+            "P(watermark) from LAION's detector construction (softmax class 0); LAION keeps rows under 0.8.",
+        ),
+    )
+    reads_image = True
+    model = "watermark"
 
     def __init__(self, spec: str, device: str = "cpu"):
         self.spec, self.device, self.model_id = spec, device, spec
 
+    @classmethod
+    def check(cls, run, spec: str) -> dict[str, str]:
+        resolve_watermark(spec)
+        return {"watermark": spec}
+
+    @classmethod
+    def configure(cls, run, spec: str) -> list[Watermark]:
+        return [cls(spec)]
+
     def setup(self) -> None:
+        from pairsmith.filters.watermark_model import load_watermark_model, watermark_transform
+
         config, weights = resolve_watermark(self.spec)
         self.model = load_watermark_model(weights, config).to(self.device)
         self.transform = watermark_transform(config)
 
-    @torch.inference_mode()
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
+        import torch
+
+        from pairsmith.filters.watermark_model import watermark_probability
+
         rows = [i for i, img in enumerate(batch.images) if img is not None]
         scores: list[float | None] = [None] * len(batch)
         if rows:
             pixels = torch.stack([self.transform(batch.images[i]) for i in rows]).to(self.device)
-            for row, p in zip(rows, watermark_probability(self.model(pixels)).tolist(), strict=True):
+            with torch.inference_mode():
+                probabilities = watermark_probability(self.model(pixels)).tolist()
+            for row, p in zip(rows, probabilities, strict=True):
                 scores[row] = float(p)
         return {"watermark_score": scores}

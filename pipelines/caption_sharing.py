@@ -12,11 +12,9 @@ import re
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from pairsmith.filters.basic_rules import complete_align
 from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
-
-ALIGN_MAX_SHARED = 10  # ALIGN: drop alt-texts shared by > 10 images
 
 
 def caption_key(caption: str | None) -> str | None:
@@ -55,10 +53,9 @@ def write_counts(shard: str, counts: list[tuple[int, int]], layout: Layout) -> s
     shared_array = pa.array(shared, pa.int32())
     index = table.schema.get_field_index("caption_shared_count")
     table = table.set_column(index, table.schema.field(index), shared_array)
-    within = pc.fill_null(pc.less_equal(shared_array, ALIGN_MAX_SHARED), True)  # no caption: nothing shared
     align = table.schema.get_field_index("align_ok")
     table = table.set_column(
-        align, table.schema.field(align), pc.and_kleene(table.column("align_ok"), within)
+        align, table.schema.field(align), complete_align(table.column("align_ok"), shared_array)
     )
     write_parquet(table, layout.data_shard(shard))
     return shard

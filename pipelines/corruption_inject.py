@@ -92,11 +92,9 @@ class CopyShardFn(beam.DoFn):
         self.source, self.target, self.clips, self.models = source, target, clips, models
 
     def setup(self):
-        from pairsmith.captioners.annotator import CaptionNouns
         from pairsmith.filters import caption_annotators
-        from pairsmith.filters.basic_rules import BasicRules
 
-        self.caption_annotators = [*caption_annotators(), CaptionNouns(), BasicRules()]
+        self.caption_annotators = caption_annotators(self.models)
         for annotator in self.caption_annotators:
             annotator.setup()
         self.embedders = {}

@@ -1,6 +1,10 @@
 """The output record schema: column names, types and meanings, versioned.
 
-Every Parquet writer calls `validate_table`; the README's column table is generated from `FIELDS`.
+The contract is assembled here: the identity and download columns and those of the global stages are
+declared in this module, every annotator's columns in its own module (`filters.registry` collects
+them). Columns go group by group (`GROUPS`); inside a group, the annotators' columns in the registry's
+order, then the stages'. Every Parquet writer calls `validate_table`; the README's tables are generated
+(`python -m pairsmith.schemas.record README.md`).
 """
 
 from __future__ import annotations
@@ -19,276 +23,134 @@ STATUSES = (
 )
 
 
-def _field(name: str, type_: pa.DataType, group: str, doc: str) -> pa.Field:
+def column(name: str, type_: pa.DataType, group: str, doc: str) -> pa.Field:
+    """A record column: nullable, with its group and one-line meaning as field metadata."""
     return pa.field(name, type_, nullable=True, metadata={"group": group, "doc": doc})
 
 
-DATA_TYPE_NAMES = (
-    "left_rotate", "right_rotate", "patch_and_reshuffle", "crop_and_zoom", "vertical_flip", "mixup", "cutmix",
-    "gaussian_noise", "defocus_blur", "snow", "high_brightness", "low_brightness", "high_contrast",
-    "low_contrast", "jpeg_compress", "pencil_sketch", "cartoon", "embroidery", "plushie", "graffiti", "tattoo",
-    "sculpture", "origami", "typographic", "multiple_same", "multiple_different", "tiger_stripes", "normal_photo",
+def group_of(field: pa.Field) -> str:
+    return field.metadata[b"group"].decode()
+
+
+GROUPS = (
+    "identity", "download", "image", "caption", "scores", "rules", "dedup", "recaption", "corruption", "provenance"
 )  # fmt: skip
 
-FIELDS: tuple[pa.Field, ...] = (
-    _field(
+IDENTITY_FIELDS: tuple[pa.Field, ...] = (
+    column(
         "uid",
         pa.string(),
         "identity",
         "Stable id: 64-bit BLAKE2b of url and caption, hex. Equal for equal rows.",
     ),
-    _field("url", pa.string(), "identity", "Image URL as given in the input."),
-    _field(
+    column("url", pa.string(), "identity", "Image URL as given in the input."),
+    column(
         "caption", pa.string(), "identity", "Caption (alt-text) as given; invalid UTF-8 replaced by U+FFFD."
     ),
-    _field("source_file", pa.string(), "identity", "Input file the row came from."),
-    _field("source_row", pa.int64(), "identity", "0-based row number in `source_file`."),
-    _field(
+    column("source_file", pa.string(), "identity", "Input file the row came from."),
+    column("source_row", pa.int64(), "identity", "0-based row number in `source_file`."),
+)
+
+DOWNLOAD_FIELDS: tuple[pa.Field, ...] = (
+    column(
         "status",
         pa.string(),
         "download",
         "One of: " + ", ".join(f"`{s}`" for s in STATUSES) + ".",
     ),
-    _field(
+    column(
         "error_kind",
         pa.string(),
         "download",
         "Why a row failed, machine-readable: `dns`, `timeout`, `http_404`, `redirect_loop`, "
         "`connection`, `private_address`, `opt_out`, `decode`, `too_small`, `invalid_url`, ...",
     ),
-    _field("error_message", pa.string(), "download", "The underlying error text."),
-    _field("width", pa.int32(), "download", "Width of the stored (resized) image, px."),
-    _field("height", pa.int32(), "download", "Height of the stored (resized) image, px."),
-    _field("original_width", pa.int32(), "download", "Width of the downloaded image, px."),
-    _field("original_height", pa.int32(), "download", "Height of the downloaded image, px."),
-    _field("image_bytes", pa.int64(), "download", "Size of the downloaded image file, bytes."),
-    _field(
+    column("error_message", pa.string(), "download", "The underlying error text."),
+    column("width", pa.int32(), "download", "Width of the stored (resized) image, px."),
+    column("height", pa.int32(), "download", "Height of the stored (resized) image, px."),
+    column("original_width", pa.int32(), "download", "Width of the downloaded image, px."),
+    column("original_height", pa.int32(), "download", "Height of the downloaded image, px."),
+    column("image_bytes", pa.int64(), "download", "Size of the downloaded image file, bytes."),
+    column(
         "jpeg_quality",
         pa.int16(),
         "download",
         "Estimated IJG quality (1-100) of a downloaded JPEG; null otherwise.",
     ),
-    _field("sha256", pa.string(), "download", "SHA-256 of the downloaded image bytes, hex."),
-    _field(
+    column("sha256", pa.string(), "download", "SHA-256 of the downloaded image bytes, hex."),
+    column(
         "tar",
         pa.string(),
         "download",
         "Webdataset tar holding the stored image, relative to the output folder.",
     ),
-    _field("member", pa.string(), "download", "Member name of the image inside `tar`."),
-    _field("aspect_ratio", pa.float32(), "image", "Long side / short side of the downloaded image (>= 1)."),
-    _field("phash", pa.uint64(), "image", "64-bit perceptual hash (imagehash.phash) of the stored image."),
-    _field(
-        "sharpness",
-        pa.float32(),
-        "image",
-        "Variance of the Laplacian of the grey image at 256 px (low = blurry).",
-    ),
-    _field("brightness", pa.float32(), "image", "Mean luma in [0, 1]."),
-    _field("contrast", pa.float32(), "image", "Standard deviation of luma in [0, 1]."),
-    _field("colourfulness", pa.float32(), "image", "Hasler-Suesstrunk colourfulness (0 = grey)."),
-    _field(
-        "near_uniform", pa.bool_(), "image", "CAPro: >= 80 % of pixels one grey value after a 64x64 resize."
-    ),
-    _field(
-        "text_area_ratio",
-        pa.float32(),
-        "image",
-        "Share of the image covered by text boxes found by RapidOCR (sum of box areas, capped at 1); "
-        "0 when the gated check finds no text; null with `annotate.ocr=off`.",
-    ),
-    _field(
-        "ocr_text", pa.string(), "image", "Text read by RapidOCR, in reading order, at most 500 characters."
-    ),
-    _field("caption_chars", pa.int32(), "caption", "Caption length in characters (after stripping)."),
-    _field("caption_words", pa.int32(), "caption", "Caption length in whitespace-separated words."),
-    _field(
-        "caption_fixed",
-        pa.string(),
-        "caption",
-        "The caption repaired by ftfy (mojibake, HTML entities, odd characters).",
-    ),
-    _field(
-        "caption_boilerplate",
-        pa.bool_(),
-        "caption",
-        "Alt-text that says nothing: a file name (`IMG_1234.jpg`), a resolution (`1920x1080`), a generic "
-        "word (`image`, `photo`), or empty after cleaning.",
-    ),
-    _field("lang", pa.string(), "caption", "ISO 639-1 language of the caption (langid)."),
-    _field(
+    column("member", pa.string(), "download", "Member name of the image inside `tar`."),
+)
+
+# The global stages' columns (caption sharing, dedup, corruption) and the run's provenance.
+STAGE_FIELDS: tuple[pa.Field, ...] = (
+    column(
         "caption_shared_count",
         pa.int32(),
         "caption",
         "Images in the whole dataset whose caption is the same text (case and spacing ignored); a global stage.",
     ),
-    _field("lang_score", pa.float32(), "caption", "Probability of `lang`, in [0, 1]."),
-    _field(
-        "clip_score",
-        pa.float32(),
-        "scores",
-        "Cosine of the primary CLIP model's image and caption embeddings (`models.clip[0]`); other "
-        "models add `clip_score_<alias>`. Embeddings: `OUT/embeddings/<alias>/`.",
-    ),
-    _field(
-        "nsfw_score",
-        pa.float32(),
-        "scores",
-        "Likelihood that the image is NSFW, in [0, 1] (NudeNet's highest exposed-part confidence, or "
-        "LAION's punsafe head); LAION keeps rows under 0.5.",
-    ),
-    _field(
-        "nsfw_classes", pa.list_(pa.string()), "scores", "Body-part classes NudeNet detected (NudeNet only)."
-    ),
-    _field(
-        "watermark_score",
-        pa.float32(),
-        "scores",
-        "P(watermark) from LAION's detector construction (softmax class 0); LAION keeps rows under 0.8.",
-    ),
-    _field(
-        "aesthetic_score",
-        pa.float32(),
-        "scores",
-        "LAION's linear aesthetic head on ViT-L/14 image embeddings (1-10); null without an L/14 model "
-        "(the manifest says why).",
-    ),
-    _field(
-        "data_type",
-        pa.string(),
-        "scores",
-        "Most likely visual data type (27 types of Udandarao et al. + `normal_photo`), zero-shot with the "
-        "primary CLIP model.",
-    ),
-    _field(
-        "data_type_scores",
-        pa.struct([pa.field(name, pa.float32()) for name in DATA_TYPE_NAMES]),
-        "scores",
-        "Probability of every data type (softmax of 100 x cosine); keep them: zero-shot informedness is ~0.5.",
-    ),
-    _field(
-        "laion_basic_ok",
-        pa.bool_(),
-        "rules",
-        "LAION-5B basic rule: caption >= 5 chars and image file >= 5 KB (CLIP threshold comes with CLIP).",
-    ),
-    _field(
-        "datacomp_basic_ok",
-        pa.bool_(),
-        "rules",
-        "DataComp basic filter: English, > 2 words, > 5 chars, short side >= 200 px, aspect ratio <= 3.",
-    ),
-    _field(
-        "align_ok",
-        pa.bool_(),
-        "rules",
-        "ALIGN's rules: short side > 200 px, aspect ratio < 3, 3..20 words, caption shared by at most 10 "
-        "images (the last one filled by the global caption-sharing stage).",
-    ),
-    _field(
+    column(
         "dup_exact_group",
         pa.string(),
         "dedup",
         "Exact duplicates: rows with the same image bytes (sha256), the same normalised URL or the same "
         "(URL, caption) share this id, the smallest uid among them (a row's own uid when it has no twin).",
     ),
-    _field(
+    column(
         "dup_image_group",
         pa.string(),
         "dedup",
         "Near-duplicate images: `phash` within Hamming distance `dedup.phash_distance`, joined transitively; "
         "the smallest uid of the group; null without an image.",
     ),
-    _field(
+    column(
         "dup_caption_group",
         pa.string(),
         "dedup",
         "Near-duplicate captions: MinHash LSH over word shingles at Jaccard >= `dedup.caption_jaccard`; the "
         "smallest uid of the group; null without a caption.",
     ),
-    _field(
+    column(
         "dup_semantic_group",
         pa.string(),
         "dedup",
         "SemDeDup: within a k-means cluster of the primary CLIP image embeddings, rows whose cosine exceeds "
         "1 - `dedup.semantic_eps`, joined transitively; the smallest uid of the group; null without an embedding.",
     ),
-    _field(
+    column(
         "dup_semantic_cluster",
         pa.int32(),
         "dedup",
         "The row's spherical k-means cluster over the primary CLIP image embeddings (SemDeDup's first step).",
     ),
-    _field(
+    column(
         "is_duplicate",
         pa.bool_(),
         "dedup",
         "True for every row but one of each duplicate group (kinds in `dedup.mark`, joined); the kept row has "
         "the highest `clip_score`, then the smallest uid.",
     ),
-    _field(
+    column(
         "duplicate_kinds",
         pa.list_(pa.string()),
         "dedup",
         "Why a duplicate row is one: the kinds (`exact`, `image`, `caption`, `semantic`) whose group it "
         "shares with other rows; empty for kept and unique rows.",
     ),
-    _field(
+    column(
         "duplicate_of",
         pa.string(),
         "dedup",
         "uid of the row kept in this row's duplicate group (its own uid when it is the kept one); null when "
         "the row has no duplicate.",
     ),
-    _field(
-        "recaption",
-        pa.string(),
-        "recaption",
-        "Dense caption of the image by a vision-language model (`recaption.model`, prompt "
-        "`recaption_prompt`); null without an image or when recaptioning is off (`pairsmith recaption OUT` "
-        "adds it later).",
-    ),
-    _field(
-        "recaption_model",
-        pa.string(),
-        "recaption",
-        "The captioner that wrote `recaption`: a Hugging Face repo id, a local folder, or `toy`.",
-    ),
-    _field(
-        "recaption_prompt",
-        pa.string(),
-        "recaption",
-        "Prompt of `recaption`: preset `dense` or `dense_with_alt` (PixArt-alpha's), `short`, `none` (the "
-        "image alone), or `custom` (`recaption.prompt_text`).",
-    ),
-    _field(
-        "recaption_clip_score",
-        pa.float32(),
-        "recaption",
-        "Cosine of the primary CLIP model's image and recaption embeddings (`clip_score` for the recaption).",
-    ),
-    _field(
-        "recaption_alt_similarity",
-        pa.float32(),
-        "recaption",
-        "Cosine of the primary CLIP model's text embeddings of the alt-text (`caption`) and of `recaption`: "
-        "low where the alt-text says something else than what the captioner sees.",
-    ),
-    _field("recaption_words", pa.int32(), "recaption", "Recaption length in whitespace-separated words."),
-    _field(
-        "caption_nouns",
-        pa.int32(),
-        "recaption",
-        "Nouns in the alt-text (PixArt-alpha's concept density: 6.4 per LAION alt-text), by the offline "
-        "heuristic tagger of `captioners/nouns.py`; every row with a caption.",
-    ),
-    _field(
-        "recaption_nouns",
-        pa.int32(),
-        "recaption",
-        "Nouns in `recaption` (PixArt-alpha: ~21-29 per dense caption), same tagger.",
-    ),
-    _field(
+    column(
         "corruption_score",
         pa.float32(),
         "corruption",
@@ -296,60 +158,97 @@ FIELDS: tuple[pa.Field, ...] = (
         "`corruption_evidence` against decoys (each row's image with another row's caption); its mean over "
         "any subset estimates that subset's corruption ratio. Null without an image and a caption.",
     ),
-    _field(
+    column(
         "corruption_evidence",
         pa.float32(),
         "corruption",
         "Weighted mean of the components (0 looks matched, 1 like a random pair): clip 2, caption rank 1, "
         "image rank 1, recaption 1 (see `filters/corruption.py`); orders rows within a score.",
     ),
-    _field(
+    column(
         "corruption_clip_percentile",
         pa.float32(),
         "corruption",
         "Percentile of the row's `clip_score` within the dataset (primary CLIP model), in [0, 1].",
     ),
-    _field(
+    column(
         "corruption_caption_rank",
         pa.float32(),
         "corruption",
         "Image-to-text retrieval in a random block of `corruption.block_size` + 1 rows: the share of the "
         "other captions the image is closer to than to its own (0 = own caption first).",
     ),
-    _field(
+    column(
         "corruption_image_rank",
         pa.float32(),
         "corruption",
         "Text-to-image retrieval in the same block: the share of the other images the caption is closer "
         "to than to its own (0 = own image first).",
     ),
-    _field(
+    column(
         "corruption_recaption_percentile",
         pa.float32(),
         "corruption",
         "Percentile of `recaption_alt_similarity` (alt-text vs recaption) within the dataset; null "
         "without a recaption.",
     ),
-    _field(
+    column(
         "corruption_flags",
         pa.list_(pa.string()),
         "corruption",
         "Signals that fired: by that signal alone the pair is no better matched than the best 10 % of "
         "random pairs: `clip_low`, `caption_not_retrieved`, `image_not_retrieved`, `recaption_disagrees`.",
     ),
-    _field(
+    column(
         "injected_corruption",
         pa.string(),
         "corruption",
         "Set only by `pairsmith corrupt` (controlled corruption): `swap` or `rewrite` where this row's "
         "caption was replaced; `uid` stays the source row's, so a join with the source gives the original.",
     ),
-    _field("run_id", pa.string(), "provenance", "Id of the run that wrote the row."),
-    _field("config_hash", pa.string(), "provenance", "Hash of the run config that affects the output."),
-    _field("pipeline_version", pa.string(), "provenance", "pairsmith version that wrote the row."),
+    column("run_id", pa.string(), "provenance", "Id of the run that wrote the row."),
+    column("config_hash", pa.string(), "provenance", "Hash of the run config that affects the output."),
+    column("pipeline_version", pa.string(), "provenance", "pairsmith version that wrote the row."),
 )
+# Stage columns placed after a given column rather than at the end of their group (contract version 1).
+PLACED_AFTER = {"caption_shared_count": "lang"}
 
-CORE_NAMES = frozenset(f.name for f in FIELDS)
+
+def contract(annotator_fields: list[pa.Field] | tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+    """The core fields: group by group, the annotators' fields (in the order given) then the stages'."""
+    fields = [*IDENTITY_FIELDS, *DOWNLOAD_FIELDS, *annotator_fields, *STAGE_FIELDS]
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise ValueError(f"record columns declared twice: {sorted({n for n in names if names.count(n) > 1})}")
+    unknown = {f.name: group_of(f) for f in fields if group_of(f) not in GROUPS}
+    if unknown:
+        raise ValueError(f"record columns in unknown groups {unknown}; groups: {', '.join(GROUPS)}")
+    by_group: dict[str, list[pa.Field]] = {g: [] for g in GROUPS}
+    for f in fields:
+        if f.name not in PLACED_AFTER:
+            by_group[group_of(f)].append(f)
+    for f in fields:
+        if f.name in PLACED_AFTER:
+            group = by_group[group_of(f)]
+            anchor = next((i for i, g in enumerate(group) if g.name == PLACED_AFTER[f.name]), len(group) - 1)
+            group.insert(anchor + 1, f)
+    return tuple(f for g in GROUPS for f in by_group[g])
+
+
+def core_fields() -> tuple[pa.Field, ...]:
+    """The record contract: every registered annotator's columns placed among the others."""
+    from pairsmith.filters.registry import annotator_fields
+
+    return contract(annotator_fields())
+
+
+def __getattr__(name: str):
+    # FIELDS and CORE_NAMES are computed on use: the annotator modules import `column` from here.
+    if name == "FIELDS":
+        return core_fields()
+    if name == "CORE_NAMES":
+        return frozenset(f.name for f in core_fields())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SchemaMismatchError(ValueError):
@@ -358,7 +257,9 @@ class SchemaMismatchError(ValueError):
 
 def record_schema(model_fields: list[pa.Field] | tuple = (), extra: pa.Schema | None = None) -> pa.Schema:
     """The core fields, then per-model fields (`clip_score_<alias>`), then the input's extra columns."""
-    fields = list(FIELDS) + [f for f in model_fields if f.name not in CORE_NAMES]
+    core = core_fields()
+    core_names = {f.name for f in core}
+    fields = [*core, *(f for f in model_fields if f.name not in core_names)]
     taken = {f.name for f in fields}
     if extra is not None:
         fields += [f for f in extra if f.name not in taken]
@@ -367,12 +268,13 @@ def record_schema(model_fields: list[pa.Field] | tuple = (), extra: pa.Schema | 
 
 def validate_table(table: pa.Table) -> None:
     """Raise SchemaMismatchError unless `table` starts with exactly the core columns and types."""
-    names = table.column_names[: len(FIELDS)]
-    expected = [f.name for f in FIELDS]
+    core = core_fields()
+    names = table.column_names[: len(core)]
+    expected = [f.name for f in core]
     if names != expected:
         missing = [n for n in expected if n not in table.column_names]
         raise SchemaMismatchError(f"columns differ from the record contract; missing={missing}, got={names}")
-    for field in FIELDS:
+    for field in core:
         got = table.schema.field(field.name).type
         if got != field.type:
             raise SchemaMismatchError(f"column {field.name!r} has type {got}, contract says {field.type}")
@@ -384,29 +286,36 @@ def validate_table(table: pa.Table) -> None:
 
 
 def markdown_table() -> str:
-    """The README's column table, generated from FIELDS."""
+    """The README's column table."""
     lines = ["| column | type | group | meaning |", "|---|---|---|---|"]
     lines += [
-        f"| `{f.name}` | {f.type} | {f.metadata[b'group'].decode()} | {f.metadata[b'doc'].decode()} |"
-        for f in FIELDS
+        f"| `{f.name}` | {f.type} | {group_of(f)} | {f.metadata[b'doc'].decode()} |" for f in core_fields()
     ]
     return "\n".join(lines)
 
 
-README_START, README_END = "<!-- record-contract:start -->", "<!-- record-contract:end -->"
+def readme_tables() -> dict[str, str]:
+    """Every generated README table, by the name of its markers (`<!-- NAME:start -->` ... `:end -->`)."""
+    from pairsmith.filters.registry import profiles_table, signals_table
+
+    return {"record-contract": markdown_table(), "signals": signals_table(), "profiles": profiles_table()}
 
 
 def update_readme(path: str) -> None:
-    """Rewrite the table between the README's record-contract markers."""
+    """Rewrite every generated table between its README markers."""
     with open(path) as f:
         text = f.read()
-    head, _, rest = text.partition(README_START)
-    _, _, tail = rest.partition(README_END)
+    for name, table in readme_tables().items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        head, found, rest = text.partition(start)
+        if not found or end not in rest:
+            raise ValueError(f"{path} has no {start} ... {end} markers")
+        text = f"{head}{start}\n{table}\n{end}{rest.partition(end)[2]}"
     with open(path, "w") as f:
-        f.write(f"{head}{README_START}\n{markdown_table()}\n{README_END}{tail}")
+        f.write(text)
 
 
-if __name__ == "__main__":  # `python -m pairsmith.schemas.record README.md` regenerates the README table
+if __name__ == "__main__":  # `python -m pairsmith.schemas.record README.md` regenerates the README tables
     import sys
 
     update_readme(sys.argv[1])

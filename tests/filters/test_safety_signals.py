@@ -10,7 +10,7 @@ from pairsmith.filters import check_models
 from pairsmith.filters.base import Batch
 from pairsmith.filters.clip_models import ModelLoadError
 from pairsmith.filters.clip_score import ClipScore
-from pairsmith.filters.nsfw import ClipEmbeddingHead, NudeNetNsfw
+from pairsmith.filters.nsfw import NsfwHead, NudeNetNsfw
 from pairsmith.filters.toy_world import add_watermark
 from pairsmith.filters.watermark import Watermark
 from pairsmith.schemas.config import load_config
@@ -51,7 +51,7 @@ def test_clip_embedding_head_loads_a_state_dict_of_any_depth(tmp_path):
     torch.save(state, tmp_path / "head.pt")
     clip = ClipScore("toy", "toy", primary=True)
     clip.setup()
-    head = ClipEmbeddingHead("nsfw_score", str(tmp_path / "head.pt"), clip, sigmoid=True)
+    head = NsfwHead(str(tmp_path / "head.pt"), clip)
     head.setup()
     batch = Batch({"caption": ["a red circle", "x"]}, [COFFEE, None])
     for column, values in clip(batch).items():

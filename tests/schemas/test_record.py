@@ -6,7 +6,7 @@ import pytest
 from pairsmith.schemas.record import (
     FIELDS,
     SchemaMismatchError,
-    markdown_table,
+    readme_tables,
     record_schema,
     validate_table,
 )
@@ -41,5 +41,9 @@ def test_extra_input_columns_follow_the_core_ones():
     assert schema.names.count("url") == 1
 
 
-def test_readme_column_table_is_generated_from_the_schema():
-    assert markdown_table() in README.read_text(), "README's record contract differs: run `make readme-table`"
+def test_readme_tables_are_generated_from_the_code():
+    text = README.read_text()
+    for name, table in readme_tables().items():
+        assert f"<!-- {name}:start -->\n{table}\n<!-- {name}:end -->" in text, (
+            f"README's {name} table differs from the code: run `python -m pairsmith.schemas.record README.md`"
+        )
