@@ -40,6 +40,12 @@ KINDS = ("exact", "image", "caption", "semantic")
 KEEP = "keep"  # the kinds of `dedup.mark`, joined
 
 
+def check_config(cfg: DedupConfig) -> None:
+    """ConfigError before any work for caption settings that datasketch's LSH cannot band."""
+    if "caption" in cfg.kinds:
+        nd.lsh_params(cfg.caption_jaccard, cfg.minhash_perms)
+
+
 def star(kind: str, nodes) -> Iterator[tuple[str, tuple[Node, Node]]]:
     """Rows under one key are all duplicates of each other: edges from the smallest to the rest."""
     nodes = sorted(nodes)

@@ -20,6 +20,8 @@ from collections.abc import Hashable, Iterable
 
 import numpy as np
 
+from pairsmith.schemas.errors import ConfigError
+
 FULL_64 = (1 << 64) - 1
 BRUTE_FORCE_MAX = 256  # up to this many values a bucket is compared pair by pair
 
@@ -132,10 +134,19 @@ def close_pairs(values: np.ndarray, max_distance: int, free: int = FULL_64) -> n
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) minimising false positives + negatives at `threshold` (datasketch's optimum)."""
-    from datasketch.lsh import _optimal_param
+    """(bands, rows) minimising false positives + negatives at `threshold` (datasketch's optimum,
+    as its MinHashLSH chooses them). ConfigError when the optimum is a single band, which datasketch
+    refuses: a threshold that high needs more permutations."""
+    from datasketch import MinHashLSH
 
-    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+    try:
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    except ValueError as exc:
+        raise ConfigError(
+            f"dedup.caption_jaccard={threshold} with dedup.minhash_perms={num_perm}: datasketch's LSH cannot "
+            f"band it ({exc}); lower the threshold or raise the permutations"
+        ) from None
+    return lsh.b, lsh.r
 
 
 def minhash_bands(signature: np.ndarray, bands: int, rows: int) -> list[tuple[int, bytes]]:

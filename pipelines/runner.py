@@ -15,7 +15,7 @@ from pairsmith.filters import build_annotators, check_models
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines.annotate import provenance
 from pairsmith.pipelines.corruption_stage import BUCKET_BLOCKS, ScoreCorruption, bucket_count, count_rows
-from pairsmith.pipelines.dedup import Deduplicate
+from pairsmith.pipelines.dedup import Deduplicate, check_config
 from pairsmith.pipelines.finalize import write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
 from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
@@ -64,6 +64,7 @@ def check_input(layout: Layout, cfg: RunConfig) -> list[str]:
 def preflight(layout: Layout, cfg: RunConfig) -> None:
     """Every check that needs no work done: config vs output folder, models, input files (or shards)."""
     check_output(layout, cfg)
+    check_config(cfg.dedup)
     check_models(cfg.models, cfg.recaption)
     if layout.exists(layout.ingest_done):
         try:

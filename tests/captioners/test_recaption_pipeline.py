@@ -22,6 +22,8 @@ from pairsmith.schemas.config import load_config
 from pairsmith.schemas.record import FIELDS, validate_table
 from tools.train_toy_captioner import mentions
 
+pytestmark = pytest.mark.slow  # every test here runs the whole pipeline
+
 ADDED = [*RECAPTION_COLUMNS, "caption_nouns"]
 TRUE, SWAPPED = 16, 6
 

@@ -12,6 +12,8 @@ from pairsmith.flows.cli import main
 from pairsmith.flows.demo_site import LocalImageServer, write_pairs_parquet
 from pairsmith.schemas.record import FIELDS
 
+pytestmark = pytest.mark.slow  # every test here runs the whole pipeline
+
 
 @pytest.fixture(scope="module")
 def prefect_api():

@@ -6,9 +6,12 @@ import sys
 
 import polars as pl
 import pyarrow.parquet as pq
+import pytest
 
 from pairsmith.flows.demo_site import build_demo_site
 from pairsmith.schemas.record import validate_table
+
+pytestmark = pytest.mark.slow  # every test here runs the whole pipeline
 
 
 def test_demo_runs_end_to_end_and_its_output_passes_the_schema(tmp_path):

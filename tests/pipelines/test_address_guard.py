@@ -3,10 +3,13 @@
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pairsmith.flows.demo_site import LocalImageServer, Route
 from pairsmith.pipelines.runner import run_all
 from pairsmith.schemas.config import load_config
+
+pytestmark = pytest.mark.slow  # every test here runs the whole pipeline
 
 
 def _jpeg() -> bytes:

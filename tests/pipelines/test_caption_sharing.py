@@ -3,10 +3,13 @@
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from conftest import LOCAL
 
 from pairsmith.pipelines.runner import run_all
 from pairsmith.schemas.config import load_config
+
+pytestmark = pytest.mark.slow  # every test here runs the whole pipeline
 
 
 def test_counts_span_shards_and_complete_the_align_flag(tmp_path, demo_server, demo_routes_and_pairs):

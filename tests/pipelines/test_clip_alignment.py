@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pairsmith.filters.toy_world import scene_pairs
 from pairsmith.flows.demo_site import LocalImageServer, Route, _encode
@@ -16,6 +17,8 @@ from pairsmith.pipelines.caption_swap import swap_captions
 from pairsmith.pipelines.runner import run_all
 from pairsmith.schemas.config import load_config
 from tools.metrics import roc_auc
+
+pytestmark = pytest.mark.slow  # every test here runs the whole pipeline
 
 MULTI_PROCESS = 'runner.options=["--direct_num_workers=2", "--direct_running_mode=multi_processing"]'
 

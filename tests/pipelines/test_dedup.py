@@ -6,11 +6,11 @@ import pytest
 from conftest import LOCAL
 
 from pairsmith.flows.demo_site import LocalImageServer, write_pairs_parquet
+from pairsmith.pipelines import dedup, runner
 from pairsmith.pipelines import near_duplicates as nd
-from pairsmith.pipelines import runner
 from pairsmith.pipelines.dedup_keys import minhash_signature, normalise_url
 from pairsmith.pipelines.layout import Layout, read_json
-from pairsmith.schemas.config import load_config
+from pairsmith.schemas.config import ConfigError, load_config
 
 
 def _planted_hashes(seed: int, n: int = 3000) -> np.ndarray:
@@ -48,6 +48,28 @@ def test_groups_are_named_by_their_smallest_member_whatever_the_order():
         groups.union(a, b)
     assert groups.roots() == {"b": "b", "c": "b", "d": "b", "e": "b", "x": "x", "y": "x"}
     assert sorted(nd.star_edges(["q", "p", "r"], [(0, 1), (1, 2)])) == [("p", "q"), ("p", "r")]
+
+
+# (threshold, permutations) -> (bands, rows), as datasketch's private _optimal_param gave them before
+LSH_OPTIMA = {
+    (0.5, 32): (8, 4),
+    (0.7, 128): (14, 9),
+    (0.8, 256): (17, 15),
+    (0.9, 128): (5, 25),
+    (0.9, 32): (2, 16),
+}
+
+
+@pytest.mark.parametrize(("threshold", "perms"), list(LSH_OPTIMA))
+def test_lsh_bands_are_datasketchs_optimum(threshold, perms):
+    assert nd.lsh_params(threshold, perms) == LSH_OPTIMA[threshold, perms]
+
+
+def test_a_caption_threshold_that_lsh_cannot_band_stops_the_run_before_any_work(tmp_path):
+    settings = ["dedup.caption_jaccard=0.9", "dedup.minhash_perms=16", "models.profile=none"]
+    with pytest.raises(ConfigError, match=r"dedup.caption_jaccard=0.9 with dedup.minhash_perms=16"):
+        runner.preflight(Layout(str(tmp_path / "out")), load_config(overrides=settings))
+    dedup.check_config(load_config(overrides=[*settings, "dedup.kinds=[exact, image]"]).dedup)  # unused: fine
 
 
 def test_url_normalisation_keeps_what_names_a_different_resource():
@@ -100,6 +122,7 @@ def _read(out) -> pl.DataFrame:
     return pl.read_parquet(f"{out}/data/*.parquet").sort("source_row")
 
 
+@pytest.mark.slow
 def test_resized_and_recompressed_copies_join_their_photo_and_distinct_photos_stay_apart(deduplicated):
     df = _read(deduplicated[0]).filter(pl.col("status") == "success")
     df = df.with_columns(name=pl.col("url").str.extract(r"/(?:photo|near|wrong)/([a-z_]+)"))
@@ -111,6 +134,7 @@ def test_resized_and_recompressed_copies_join_their_photo_and_distinct_photos_st
     assert [group_of[n] for n in near["name"]] == near["dup_image_group"].to_list()
 
 
+@pytest.mark.slow
 def test_one_row_is_kept_per_group_the_best_scored(deduplicated):
     df = _read(deduplicated[0])
     assert df.height == len(df["source_row"].unique())  # nothing lost
@@ -126,6 +150,7 @@ def test_one_row_is_kept_per_group_the_best_scored(deduplicated):
     assert manifest["duplicate_rows"] == df["is_duplicate"].sum() > 0
 
 
+@pytest.mark.slow
 def test_byte_identical_copies_share_the_exact_group(deduplicated):
     df = _read(deduplicated[0]).filter(pl.col("status") == "success")
     for _, rows in df.group_by("sha256"):
@@ -134,6 +159,7 @@ def test_byte_identical_copies_share_the_exact_group(deduplicated):
     assert df["dup_semantic_cluster"].null_count() == 0
 
 
+@pytest.mark.slow
 def test_rerun_on_the_multiprocess_runner_gives_the_same_groups(deduplicated):
     out, cfg = deduplicated
     before = _read(out)

@@ -26,6 +26,7 @@ def _read(out) -> pl.DataFrame:
     return pl.read_parquet(f"{out}/data/*.parquet").sort("source_file", "source_row")
 
 
+@pytest.mark.slow
 def test_every_demo_failure_kind_gets_its_status(tmp_path, demo_input, demo_routes_and_pairs):
     _, pairs = demo_routes_and_pairs
     cfg = load_config(None, [f"input.path={demo_input}", "input.shard_size=16", *LOCAL])
@@ -47,6 +48,7 @@ def test_every_demo_failure_kind_gets_its_status(tmp_path, demo_input, demo_rout
         validate_table(pq.read_table(tmp_path / "out" / "data" / f"{shard}.parquet"))
 
 
+@pytest.mark.slow
 def test_bad_input_rows_are_all_kept(tmp_path, demo_server, demo_routes_and_pairs):
     _, pairs = demo_routes_and_pairs
     good = demo_server.url(next(p.path for p in pairs if p.kind == "photo"))
@@ -73,6 +75,7 @@ def _runner_rows(tmp_path, demo_input, name, runner_settings):
     return _read(tmp_path / name).drop(VOLATILE)
 
 
+@pytest.mark.slow
 def test_runners_give_the_same_rows(tmp_path, demo_input):
     default = _runner_rows(tmp_path, demo_input, "direct", [])
     multi = _runner_rows(
@@ -103,6 +106,7 @@ run_all(load_config(None, sys.argv[2:]), sys.argv[1])
 """
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_exactly_the_rows_of_an_uninterrupted_run(tmp_path):
     import io
 
@@ -144,6 +148,7 @@ def test_resume_after_sigkill_gives_exactly_the_rows_of_an_uninterrupted_run(tmp
     assert read_json(layout.manifest)["rows_per_status"] == {"success": n}
 
 
+@pytest.mark.slow
 def test_rerun_with_another_config_on_the_same_folder_is_refused(tmp_path, demo_input):
     from pairsmith.schemas.config import ConfigError
 
@@ -155,6 +160,7 @@ def test_rerun_with_another_config_on_the_same_folder_is_refused(tmp_path, demo_
         )
 
 
+@pytest.mark.slow
 def test_several_clip_models_in_one_run(tmp_path, demo_input):
     two = "models.clip=[{alias: main, spec: toy}, {alias: again, spec: toy}]"
     manifest = run_all(load_config(None, [f"input.path={demo_input}", *LOCAL, two]), str(tmp_path / "out"))
