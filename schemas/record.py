@@ -62,8 +62,9 @@ DOWNLOAD_FIELDS: tuple[pa.Field, ...] = (
         "error_kind",
         pa.string(),
         "download",
-        "Why a row failed, machine-readable: `dns`, `timeout`, `http_404`, `redirect_loop`, "
-        "`connection`, `private_address`, `opt_out`, `decode`, `too_small`, `invalid_url`, ...",
+        "Why a row failed, machine-readable: `dns`, `timeout`, `deadline`, `connection`, `http_404` "
+        "(`http_NNN`), `redirect_loop`, `tls`, `too_large`, `private_address`, `scheme`, `opt_out`, "
+        "`decode`, `too_small`, `invalid_url`, `bad_line`, ...",
     ),
     column("error_message", pa.string(), "download", "The underlying error text."),
     column("width", pa.int32(), "download", "Width of the stored (resized) image, px."),
