@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -44,14 +45,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
 
-    stats = sub.add_parser("stats", help="rows per status, flag rates, histograms")
-    stats.add_argument("out", help="a pairsmith output folder")
+    stats = sub.add_parser(
+        "stats", help="every signal on one screen: quantiles, flags, types, duplicates, corruption"
+    )
+    stats.add_argument("out", help="a pairsmith output folder (or a subset)")
+    stats.add_argument("--where", help="only the rows of this filter (the --where grammar of select)")
+    stats.add_argument("--json", action="store_true", help="print the numbers as JSON, for scripts")
 
     report = sub.add_parser("report", help="one offline HTML page: every signal's histogram and image grids")
     report.add_argument("out", help="a pairsmith output folder (or a subset)")
     report.add_argument("--where", help="also show what this selection keeps and removes (as in select)")
     report.add_argument("--recipe", help="also show what this recipe keeps and removes, rule by rule")
     report.add_argument("--clip-column", help="the CLIP score column a recipe's ViT-B/32 thresholds apply to")
+    report.add_argument(
+        "--keep-duplicates", action="store_true", help="as in select: no rule against duplicate rows"
+    )
     report.add_argument("--out", dest="target", help="the HTML file (default OUT/report.html)")
 
     select = sub.add_parser("select", help="write the rows of a recipe and/or a polars expression")
@@ -74,6 +82,29 @@ def _parser() -> argparse.ArgumentParser:
     select.add_argument("--out", dest="target", help="folder for the subset (new or empty)")
     select.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty --out folder (never the source)"
+    )
+    select.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="keep rows marked is_duplicate (by default one row per duplicate group is kept)",
+    )
+    select.add_argument(
+        "--export",
+        choices=("parquet", "webdataset"),
+        default="parquet",
+        help="parquet: the rows, their tar paths absolute into the source; webdataset: new tars of the "
+        "subset's images under --out/images/ (KEY.jpg, KEY.txt, KEY.json) and Parquet pointing at them",
+    )
+    select.add_argument(
+        "--shard-size", type=int, default=10_000, help="samples per tar with --export webdataset (10,000)"
+    )
+    select.add_argument(
+        "--caption-column", default="caption", help="the text of KEY.txt, e.g. recaption (default caption)"
+    )
+    select.add_argument(
+        "--export-embeddings",
+        choices=("npy",),
+        help="also write the CLIP embeddings as clip-retrieval's img_emb/*.npy and text_emb/*.npy",
     )
 
     corrupt = sub.add_parser("corrupt", help="a copy with a fraction of captions corrupted (swap or rewrite)")
@@ -131,14 +162,19 @@ def _run(args: argparse.Namespace) -> None:
 
         manifest = run_demo(args.out, extra_settings=args.set)
         _print_done(f"{args.out.rstrip('/')}/dataset", manifest)
+        print(f"report:   {args.out.rstrip('/')}/dataset/report.html   (open it in a browser)")
     elif args.command == "stats":
-        from pairsmith.flows.stats import render
+        from pairsmith.flows import stats
 
-        print(render(args.out))
+        numbers = stats.collect(args.out, args.where)
+        print(json.dumps(numbers, indent=1) if args.json else stats.render(numbers))
     elif args.command == "report":
         from pairsmith.flows.report import write_report
 
-        print(f"report: {write_report(args.out, args.where, args.recipe, args.target, args.clip_column)}")
+        path = write_report(
+            args.out, args.where, args.recipe, args.target, args.clip_column, args.keep_duplicates
+        )
+        print(f"report: {path}")
     elif args.command == "select":
         _select(args)
     elif args.command == "config":
@@ -190,10 +226,20 @@ def _select(args: argparse.Namespace) -> None:
         args.target_corruption,
         args.clip_column,
         args.overwrite,
+        args.keep_duplicates,
+        args.export,
+        args.shard_size,
+        args.caption_column,
+        args.export_embeddings,
     )
     print(f"selected {manifest['output_rows']} of {manifest['input_rows']} rows into {args.target}")
-    for rule in manifest["selection"]["rules"]:
-        print(f"  rule: {rule}")
+    print(
+        f"  {'removes':>8} {'alone':>8} {'left':>8}  rule (in order; alone: from all {manifest['input_rows']} rows)"
+    )
+    for rule in manifest["rules"]:
+        alone = "-" if rule["removed_alone"] is None else rule["removed_alone"]
+        print(f"  {rule['removed']:>8} {alone:>8} {rule['left']:>8}  {rule['rule']}")
+    _print_export(args.target, manifest["export"], manifest["output_rows"])
     if "corruption" in manifest:
         c = manifest["corruption"]
         print(
@@ -201,6 +247,27 @@ def _select(args: argparse.Namespace) -> None:
             f"{c['how']} {c['score_threshold']:.4f}; the {c['candidate_rows']} candidate rows: "
             f"{c['candidates_estimated_ratio']:.4f}"
         )
+
+
+def _print_export(target: str, export: dict, rows: int) -> None:
+    target = target.rstrip("/")
+    speed = f"{rows / export['seconds']:.0f} rows/s" if export["seconds"] else "-"
+    if export["format"] == "webdataset" and "tars" in export:
+        print(
+            f"webdataset: {export['samples']} samples in {export['tars']} tars, "
+            f"{target}/images/{{000000..{max(export['tars'] - 1, 0):06d}}}.tar ({speed})"
+        )
+        if export["images_not_readable"]:
+            print(
+                f"  {export['images_not_readable']} kept rows have no readable source image: tar and member null"
+            )
+    else:
+        print(f"parquet: tar paths are absolute, into the source folder ({speed})")
+    if export.get("embeddings"):
+        npy = " (and npy)" if export["embeddings_npy"] else ""
+        print(f"embeddings{npy}: {', '.join(f'{target}/embeddings/{a}/' for a in export['embeddings'])}")
+    if export.get("shards_already_done"):
+        print(f"resumed: {export['shards_already_done']} shards were already written")
 
 
 def _print_estimate(ratio: float | None, out: str) -> None:

@@ -45,5 +45,5 @@ def run_demo(out: str, n_pairs: int = 200, extra_settings: list[str] | None = No
             input_path=str(input_path),
             overrides=[*DEMO_SETTINGS, *(extra_settings or [])],
         )
-    print(f"report:   {write_report(str(folder / 'dataset'))}   (open it in a browser)")
+    write_report(str(folder / "dataset"))  # the CLI prints its path last
     return manifest

@@ -59,6 +59,11 @@ SUCCESS = Rule(
     "status == success (an image was downloaded and decoded)", lambda c: pl.col("status") == "success"
 )
 
+NOT_DUPLICATE = Rule(
+    "~is_duplicate: one row per duplicate group (exact, image, caption, semantic); --keep-duplicates keeps all",
+    lambda c: ~pl.col("is_duplicate").fill_null(False),
+)
+
 RECIPES = {
     r.name: r
     for r in (
@@ -130,7 +135,7 @@ def describe() -> str:
         for rule in recipe.rules:
             note = "   [agreement: replaced by --target-corruption]" if rule.agreement else ""
             lines.append(f"  - {rule.text}{note}")
-        lines.append("")
+        lines += [f"  - {NOT_DUPLICATE.text}   [after --where; every selection]", ""]
     lines.append(
         "--target-corruption R: after the recipe's other rules, drop the pairs most likely mismatched "
         "until the mean corruption_score of the rest (their estimated corruption ratio) is R."

@@ -19,8 +19,8 @@ from html import escape
 import fsspec
 import polars as pl
 
-from pairsmith.flows import recipes, summary, svg, thumbnails
 from pairsmith.flows import select as selection
+from pairsmith.flows import summary, svg, thumbnails
 from pairsmith.pipelines.layout import Layout, atomic_path, read_json
 
 GRID = 8  # images per grid
@@ -135,7 +135,7 @@ def _overview(frame: pl.DataFrame, manifest: dict) -> str:
         parts.append(_table(kinds, "share"))
     parts.append("</div>")
     if subset:
-        rules = "; ".join([*subset.get("rules", []), *([subset["where"]] if subset.get("where") else [])])
+        rules = "; ".join(subset.get("rules", []))
         parts.append(
             f'<p class="lead">A subset written by <code>pairsmith select</code> from {escape(subset["source"])} '
             f"({escape(rules or 'no rule')}); the run below is the source's.</p>"
@@ -343,25 +343,8 @@ def _corruption(frame: pl.DataFrame, report: dict | None, gallery: Gallery) -> s
     return "".join(parts)
 
 
-def selection_rules(
-    layout: Layout, where: str | None, recipe: str | None, clip_column: str | None
-) -> list[tuple[str, pl.Expr]]:
-    """(text, expression) of each rule of the recipe, then `--where`, as `pairsmith select` applies them."""
-    rules = []
-    if recipe is not None:
-        chosen = recipes.get_recipe(recipe)
-        context = selection._context(layout, layout.shards("data"), clip_column)
-        try:
-            rules = [(r.text, r.build(context)) for r in chosen.rules]
-        except recipes.RecipeError as exc:
-            raise selection.SelectionError(f"recipe {recipe}: {exc}") from None
-    if where is not None:
-        rules.append((f"--where {where}", selection.parse_where(where)))
-    return rules
-
-
 def _selection(frame: pl.DataFrame, rules: list[tuple[str, pl.Expr]], asked: str, gallery: Gallery) -> str:
-    effects = summary.rule_effects(frame, rules, selection._evaluate)
+    effects = summary.rule_effects(frame, rules, selection.evaluate)
     kept = effects[-1].left
     table = pl.DataFrame(
         {
@@ -397,36 +380,49 @@ def _selection(frame: pl.DataFrame, rules: list[tuple[str, pl.Expr]], asked: str
     return "".join(parts)
 
 
-def _asked(where: str | None, recipe: str | None, clip_column: str | None) -> str:
+def _asked(where: str | None, recipe: str | None, clip_column: str | None, keep_duplicates: bool) -> str:
     """The selection as typed: `pairsmith select ... --recipe laion --where ...`."""
     words = [f"--recipe {recipe}"] if recipe else []
     words += [f"--clip-column {clip_column}"] if recipe and clip_column else []
     words += [f"--where '{where}'"] if where else []
+    words += ["--keep-duplicates"] if keep_duplicates else []
     return f"pairsmith select {' '.join(words)}:"
 
 
 def _image_root(layout: Layout, manifest: dict) -> str:
-    """Where the rows' `tar` paths start: the folder itself, or a subset's source folder."""
+    """Where relative `tar` paths start: the folder itself (an output, a subset since `select` writes
+    absolute paths or its own tars), or the source of a subset written before (no `export` record)."""
     source = (manifest.get("selection") or {}).get("source")
-    return source or layout.root
+    return layout.root if "export" in manifest or not source else source
 
 
 def render(
-    out: str, where: str | None = None, recipe: str | None = None, clip_column: str | None = None
+    out: str,
+    where: str | None = None,
+    recipe: str | None = None,
+    clip_column: str | None = None,
+    keep_duplicates: bool = False,
 ) -> str:
-    """The report page of the output folder `out` (and of a selection, with `where` / `recipe`)."""
+    """The report page of the output folder `out` (and of a selection, with `where` / `recipe`, which
+    also leaves duplicates out unless `keep_duplicates`, as `select` does)."""
     layout = Layout(out)
     shards = layout.shards("data")
     if not shards:
         raise selection.SelectionError(f"{out} has no data shards (is it a pairsmith output folder?)")
     manifest = read_json(layout.manifest) if layout.exists(layout.manifest) else {}
     corruption = read_json(layout.corruption_report) if layout.exists(layout.corruption_report) else None
-    rules = selection_rules(layout, where, recipe, clip_column) if where or recipe else []
+    rules = (
+        selection.selection_rules(layout, shards, where, recipe, clip_column, keep_duplicates)
+        if where or recipe
+        else []
+    )
     frame = pl.read_parquet([layout.data_shard(s) for s in shards])
     gallery = Gallery()
     sections = {
         ("overview", "Rows"): _overview(frame, manifest),
-        ("selection", "Selection"): _selection(frame, rules, _asked(where, recipe, clip_column), gallery)
+        ("selection", "Selection"): _selection(
+            frame, rules, _asked(where, recipe, clip_column, keep_duplicates), gallery
+        )
         if rules
         else "",
         ("signals", "Signals"): _signals(frame, gallery),
@@ -458,10 +454,11 @@ def write_report(
     recipe: str | None = None,
     target: str | None = None,
     clip_column: str | None = None,
+    keep_duplicates: bool = False,
 ) -> str:
     """Write the report (default `OUT/report.html`, atomically) and return its path."""
     path = target or f"{out.rstrip('/')}/report.html"
-    html = render(out, where, recipe, clip_column)
+    html = render(out, where, recipe, clip_column, keep_duplicates)
     fs, _ = fsspec.core.url_to_fs(path)
     with atomic_path(path) as tmp, fs.open(tmp, "wb") as f:
         f.write(html.encode("utf-8"))

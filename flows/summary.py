@@ -71,16 +71,16 @@ SIGNALS = (
 )
 
 
-def signals(frame: pl.DataFrame) -> list[Signal]:
-    """The signals of `frame` that have at least one value; every `clip_score_<alias>` follows
-    `clip_score`, with the same (ViT-B/32) LAION thresholds."""
+def signals(frame: pl.DataFrame, extra: tuple[Signal, ...] = ()) -> list[Signal]:
+    """The signals of `frame` (SIGNALS, then `extra`) that have at least one value; every
+    `clip_score_<alias>` follows `clip_score`, with the same (ViT-B/32) LAION thresholds."""
     extra_clip = [
         Signal(c, f"CLIP score, model {c.removeprefix('clip_score_')}", CLIP_THRESHOLDS)
         for c in frame.columns
         if c.startswith("clip_score_")
     ]
     ordered = []
-    for signal in SIGNALS:
+    for signal in (*SIGNALS, *extra):
         ordered.append(signal)
         if signal.column == "clip_score":
             ordered += extra_clip

@@ -7,12 +7,11 @@ import base64
 import io
 import tarfile
 from collections import defaultdict
-from pathlib import PurePosixPath
 
 from PIL import Image
 
+from pairsmith.flows.export import tar_location
 from pairsmith.pipelines.annotate import image_loader
-from pairsmith.pipelines.layout import Layout
 
 SIZE = 160  # longest side, px
 QUALITY = 70
@@ -32,15 +31,16 @@ def data_uri(data: bytes) -> str | None:
 
 
 def load(root: str, wanted: dict[str, tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
-    """Thumbnails of `wanted` (key -> (tar, member), the tar relative to `root`), one pass per tar;
-    returns them and the tars that could not be read (their rows get no thumbnail)."""
+    """Thumbnails of `wanted` (key -> (tar, member), the tar relative to `root` or absolute), one pass
+    per tar; returns them and the tars that could not be read (their rows get no thumbnail)."""
     per_tar: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for key, (tar, member) in wanted.items():
         per_tar[tar].append((key, member))
-    layout, found, unreadable = Layout(root), {}, []
+    found, unreadable = {}, []
     for tar, rows in sorted(per_tar.items()):
-        shard = PurePosixPath(tar).stem
-        if layout.tar_relative(shard) != tar:
+        try:
+            layout, shard = tar_location(root, tar)
+        except ValueError:
             unreadable.append(tar)
             continue
         try:

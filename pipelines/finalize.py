@@ -48,6 +48,11 @@ def _opt_outs(layout: Layout) -> dict[str, int]:
     return dict(counts)
 
 
+def stage_seconds_path(layout: Layout) -> str:
+    """Wall seconds of each stage in the last run that ran it (`runner.timed` writes it)."""
+    return f"{layout.root.rstrip('/')}/_work/stage_seconds.json"
+
+
 def _versions() -> dict[str, str]:
     names = ("apache-beam", "img2dataset", "pyarrow", "prefect", "polars", "imagehash", "langid")
     return {"pairsmith": PIPELINE_VERSION, "python": platform.python_version()} | {
@@ -80,6 +85,7 @@ def write_manifest(layout: Layout, run: dict, model_ids: dict[str, str], started
         "versions": _versions(),
         "model_ids": model_ids,
         "wall_time_s": round(time.time() - started, 3),
+        "stage_seconds": read_json(seconds) if layout.exists(seconds := stage_seconds_path(layout)) else {},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "retries": read_json(layout.retry_log)["retries"] if layout.exists(layout.retry_log) else [],
     }

@@ -6,6 +6,7 @@ resumed alone, and Prefect can run them as separate tasks.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import apache_beam as beam
@@ -16,7 +17,7 @@ from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines.annotate import provenance
 from pairsmith.pipelines.corruption_stage import BUCKET_BLOCKS, ScoreCorruption, bucket_count, count_rows
 from pairsmith.pipelines.dedup import Deduplicate, check_config
-from pairsmith.pipelines.finalize import write_manifest
+from pairsmith.pipelines.finalize import stage_seconds_path, write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
 from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
 from pairsmith.pipelines.progress import shard_progress
@@ -51,6 +52,25 @@ def run_shards(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) 
         _ = p | f"{label}Inputs" >> beam.Create(elements) | label >> ForEachShard(fn)
 
 
+def timed(stage: str):
+    """Decorate a stage function (first argument: the Layout) to record its wall seconds under
+    `stage` in `_work/stage_seconds.json`, which finalize copies into the manifest."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(layout: Layout, *args, **kwargs):
+            began = time.time()
+            result = fn(layout, *args, **kwargs)
+            path = stage_seconds_path(layout)
+            seconds = read_json(path) if layout.exists(path) else {}
+            write_json(seconds | {stage: round(time.time() - began, 3)}, path)
+            return result
+
+        return run
+
+    return wrap
+
+
 def check_input(layout: Layout, cfg: RunConfig) -> list[str]:
     """The input files, each opened once here so that a bad file fails fast with a clear message."""
     if cfg.input.path is None:
@@ -77,6 +97,7 @@ def preflight(layout: Layout, cfg: RunConfig) -> None:
         check_input(layout, cfg)
 
 
+@timed("ingest")
 def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
     """Cut the input into shards (once: a finished ingest is not redone). Returns shard names."""
     if layout.exists(layout.ingest_done):
@@ -88,6 +109,7 @@ def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
     return shards
 
 
+@timed("download")
 def download(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     for shard in damaged_downloads(layout, shards):
         discard_shard(layout, shard, download=True)
@@ -96,6 +118,7 @@ def download(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
         run_shards("Download", pending, DownloadShardFn(layout, cfg.download), cfg.runner)
 
 
+@timed("annotate")
 def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
     """Annotate every shard without an intact data shard; when any is (re)made, the global stages are
     invalidated, since their columns depend on every row."""
@@ -122,9 +145,11 @@ def start(layout: Layout, cfg: RunConfig) -> dict:
         if type(a).model_id
     }
     run = claim_output(layout, cfg)
+    write_json({}, stage_seconds_path(layout))  # this run's stages, even those it finds done
     return run | {"model_ids": model_ids}
 
 
+@timed("caption_sharing")
 def share_captions(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     """The global caption-sharing stage (once: a finished one is not redone)."""
     if layout.exists(layout.sharing_done) or not shards:
@@ -134,6 +159,7 @@ def share_captions(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     write_json({"shards": shards}, layout.sharing_done)
 
 
+@timed("dedup")
 def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     """The global dedup stage (once: a finished one is not redone). k-means for SemDeDup trains here,
     on a sample, and its centroids go to a file that every worker reads."""
@@ -158,6 +184,7 @@ def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     )
 
 
+@timed("corruption")
 def score_corruption(layout: Layout, cfg: RunConfig, shards: list[str], again: bool = False) -> dict | None:
     """The global corruption stage (once: a finished one is not redone unless `again`, e.g. after
     `pairsmith recaption` or on a corrupted copy). Returns the report (`OUT/corruption.json`)."""

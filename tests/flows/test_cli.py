@@ -57,13 +57,15 @@ def test_run_writes_data_manifest_and_summary_artifact(built, demo_routes_and_pa
 def test_stats_and_select(built, tmp_path, capsys):
     assert main(["stats", str(built)]) == 0
     text = capsys.readouterr().out
-    assert "rows per status" in text and "success" in text and "align_ok" in text and "lang_score" in text
+    assert "status" in text and "success" in text and "align_ok" in text and "lang_score" in text
     subset = tmp_path / "subset"
     where = '(pl.col("status") == "success") & (pl.col("width") >= 64)'
     assert main(["select", str(built), "--where", where, "--out", str(subset)]) == 0
     full = pl.read_parquet(built / "data" / "*.parquet")
     picked = pl.read_parquet(subset / "data" / "*.parquet")
-    assert picked.height == full.filter((pl.col("status") == "success") & (pl.col("width") >= 64)).height > 0
+    # rows marked is_duplicate are left out unless --keep-duplicates
+    picks = (pl.col("status") == "success") & (pl.col("width") >= 64) & ~pl.col("is_duplicate")
+    assert picked.height == full.filter(picks).height > 0
     assert picked.schema == full.schema
     manifest = json.loads((subset / "manifest.json").read_text())
     assert manifest["selection"]["where"] == where

@@ -9,7 +9,7 @@ import pytest
 
 from pairsmith.flows.cli import main
 from pairsmith.flows.corrupt import corrupt
-from pairsmith.flows.recipes import RECIPES
+from pairsmith.flows.recipes import NOT_DUPLICATE, RECIPES
 from pairsmith.flows.select import SelectionError, select
 from tools.corruption_fixture import build_toy_set
 
@@ -37,10 +37,11 @@ def test_list_names_every_recipe_and_its_rules(capsys):
     for recipe in RECIPES.values():
         assert recipe.name in text and all(rule.text in text for rule in recipe.rules)
     assert "0.28" in text and "replaced by --target-corruption" in text
+    assert text.count(NOT_DUPLICATE.text) == len(RECIPES) and "--keep-duplicates" in text
 
 
 def test_clip_top_30_keeps_the_top_30_percent(swapped, tmp_path):
-    manifest = select(swapped, None, str(tmp_path / "s"), recipe="clip-top-30")
+    manifest = select(swapped, None, str(tmp_path / "s"), recipe="clip-top-30", keep_duplicates=True)
     full, kept = _rows(swapped), _rows(tmp_path / "s")
     assert kept.height == pytest.approx(0.3 * full.height, abs=2)
     assert kept["clip_score"].min() >= full["clip_score"].quantile(0.7) - 1e-6
@@ -58,6 +59,7 @@ def test_laion_needs_a_b32_score_or_an_explicit_column(swapped, tmp_path, capsys
         & (pl.col("clip_score") >= pl.when(pl.col("lang") == "en").then(0.28).otherwise(0.26))
         & (pl.col("nsfw_score") < 0.5)
         & (pl.col("watermark_score") < 0.8)
+        & ~pl.col("is_duplicate").fill_null(False)  # select leaves duplicates out by default
     )
     assert 0 < kept.height == full.filter(rule).height
     # --where still works, alone or with a recipe (both apply)
@@ -71,9 +73,8 @@ def test_laion_needs_a_b32_score_or_an_explicit_column(swapped, tmp_path, capsys
 def test_datacomp_basic_is_its_flag(swapped, tmp_path):
     select(swapped, None, str(tmp_path / "s"), recipe="datacomp-basic")
     full = _rows(swapped)
-    assert (
-        _rows(tmp_path / "s").height == full.filter(pl.col("datacomp_basic_ok")).height
-    )  # toy scenes: 160 px
+    kept = full.filter(pl.col("datacomp_basic_ok") & ~pl.col("is_duplicate"))  # toy scenes: 160 px
+    assert _rows(tmp_path / "s").height == kept.height
 
 
 def test_target_corruption_keeps_the_least_likely_mismatched_up_to_the_target(swapped, tmp_path, capsys):
@@ -92,14 +93,15 @@ def test_target_corruption_keeps_the_least_likely_mismatched_up_to_the_target(sw
     assert c["estimated_corruption_ratio"] == pytest.approx(0.05, abs=0.005)
     assert abs(truth - c["estimated_corruption_ratio"]) <= 0.025
     assert 0 < truth < full["injected_corruption"].is_not_null().mean() / 2  # slightly corrupted, on purpose
-    dropped = full.join(kept.select("uid"), on="uid", how="anti")
+    distinct = full.filter(~pl.col("is_duplicate").fill_null(False))  # duplicates are left out first
+    dropped = distinct.join(kept.select("uid"), on="uid", how="anti")
     assert kept["corruption_score"].max() <= dropped["corruption_score"].min() + 1e-4  # most likely go first
     assert c["dataset_estimated_ratio"] == pytest.approx(0.2, abs=0.02)
 
 
 def test_a_target_replaces_the_recipes_agreement_rule_and_cannot_add_corruption(swapped, tmp_path):
     manifest = select(swapped, None, str(tmp_path / "t"), recipe="clip-top-30", target_corruption=0.1)
-    assert manifest["selection"]["rules"] == [RECIPES["clip-top-30"].rules[0].text]
+    assert manifest["selection"]["rules"] == [RECIPES["clip-top-30"].rules[0].text, NOT_DUPLICATE.text]
     assert _rows(tmp_path / "t").height > 0.3 * _rows(swapped).height
     with pytest.raises(SelectionError, match="selection only removes mismatched pairs"):
         select(swapped, None, str(tmp_path / "u"), target_corruption=0.5)

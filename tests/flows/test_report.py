@@ -151,7 +151,7 @@ def test_selection_shows_each_rule_and_keeps_what_select_keeps(demo_out, tmp_pat
     df = _rows(demo_out)
     # rule by rule: removed after the rules before it, and alone
     success = df["status"] == "success"
-    assert part.count("removed by <code>") == 6  # the recipe's five rules and --where
+    assert part.count("removed by <code>") == 7  # the recipe's five rules, --where and ~is_duplicate
     first, last = (
         f'<td>status == success (an image was downloaded and decoded)</td><td class="n">{(~success).sum()}</td>',
         f"<td>{escape('--where ' + where)}</td>",
