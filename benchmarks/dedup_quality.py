@@ -2,7 +2,7 @@
 
     python benchmarks/dedup_quality.py [--distances 2,4,6,8,10] [--eps 0.00095,0.01,0.03]
 
-The fixture (`pipelines/dedup_fixture.py`: scikit-image photos and their quadrants, each resized,
+The fixture (`tools/dedup_fixture.py`: scikit-image photos and their quadrants, each resized,
 recompressed at JPEG quality 30-95, cropped, brightness-shifted, watermarked, and its caption
 varied) is served from 127.0.0.1 and run through the real pipeline with the toy profile; then the
 dedup stage alone is rerun for each setting swept. A pair is a true duplicate when both items come
