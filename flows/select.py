@@ -116,11 +116,16 @@ def recipe_context(layout: Layout, shards: list[str], clip_column: str | None) -
 def evaluate(frame: pl.DataFrame, expr: pl.Expr) -> pl.Series:
     """The boolean mask of `expr` on one shard; polars errors become SelectionErrors."""
     try:
-        return frame.select(expr.fill_null(False).alias("keep"))["keep"]
+        keep = frame.select(expr.fill_null(False).alias("keep"))["keep"]
     except pl.exceptions.ColumnNotFoundError as exc:
         raise SelectionError(f"unknown column in the selection: {str(exc).splitlines()[0]}") from None
     except pl.exceptions.PolarsError as exc:
         raise SelectionError(f"the selection failed: {str(exc).splitlines()[0]}") from None
+    if keep.dtype != pl.Boolean:
+        raise SelectionError(f"the selection failed: it must be true or false for each row, not {keep.dtype}")
+    if keep.len() == 1 and frame.height != 1:  # a constant holds for every row
+        keep = pl.repeat(keep[0], frame.height, eager=True).alias("keep")
+    return keep
 
 
 def selection_rules(
