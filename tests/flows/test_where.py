@@ -13,6 +13,9 @@ from pairsmith.flows.select import SelectionError, parse_where
 
 FRAME = pl.DataFrame(
     {
+        "uid": ["u0", "u1", "u2", "u3", "u4"],
+        "tar": pl.Series([None] * 5, dtype=pl.String),
+        "member": pl.Series([None] * 5, dtype=pl.String),
         "status": ["success", "success", "failed_to_download", "success", None],
         "width": [64, 32, 0, 640, None],
         "lang": ["en", "fr", None, "en", "en"],
@@ -159,5 +162,6 @@ def test_a_filter_that_is_not_true_or_false_per_row_is_one_line_and_a_constant_h
 ):
     assert main(["select", str(output), "--where", 'pl.col("width")', "--out", str(tmp_path / "a")]) == 2
     _one_line_error(capsys, "the selection failed")
-    assert main(["select", str(output), "--where", "pl.lit(True)", "--out", str(tmp_path / "b")]) == 0
+    keep_all = ["--where", "pl.lit(True)", "--keep-duplicates", "--out", str(tmp_path / "b")]
+    assert main(["select", str(output), *keep_all]) == 0
     assert pl.read_parquet(tmp_path / "b" / "data" / "*.parquet").equals(FRAME)
