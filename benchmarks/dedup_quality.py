@@ -67,6 +67,7 @@ def rerun_dedup(layout: Layout, settings: list[str]) -> pl.DataFrame:
     layout.fs.rm(layout.dedup_done)
     cfg = load_config(None, [f"input.path={layout.root}/../fixture.parquet", *SETTINGS, *settings])
     runner.dedup(layout, cfg, layout.shards("data"))
+    runner.merge(layout, cfg, layout.shards("data"))
     return pl.read_parquet(f"{layout.root}/data/*.parquet")
 
 

@@ -7,6 +7,8 @@ Beam DoFns, RunInference handlers and Prefect tasks only wrap it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,6 +25,11 @@ class Batch:
 
     columns: dict[str, list[Any]]
     images: list[Image.Image | None]
+    pool: Executor | None = None  # threads for per-image work (Pillow and numpy release the GIL)
+
+    def map(self, fn: Callable, items: Iterable) -> list:
+        """`[fn(item) for item in items]`, on the batch's threads when it has them."""
+        return list(self.pool.map(fn, items) if self.pool is not None else map(fn, items))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -100,14 +107,14 @@ class ImageAnnotator(Annotator):
     """An annotator that looks at each image on its own; rows without an image get None."""
 
     reads_image = True
+    thread_safe: ClassVar[bool] = True  # False: `annotate_image` runs on one thread at a time
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {f.name: [] for f in self.fields}
-        for image in batch.images:
-            row = self.annotate_image(image) if image is not None else {}
-            for name, values in out.items():
-                values.append(row.get(name))
-        return out
+        def one(image):
+            return self.annotate_image(image) if image is not None else {}
+
+        rows = batch.map(one, batch.images) if self.thread_safe else [one(i) for i in batch.images]
+        return {f.name: [row.get(f.name) for row in rows] for f in self.fields}
 
     @abstractmethod
     def annotate_image(self, image: Image.Image) -> dict[str, Any]:

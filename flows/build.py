@@ -1,4 +1,5 @@
-"""The Prefect flow `build_dataset`: one task per stage, retries on download, a summary artifact.
+"""The Prefect flow `build_dataset`: one task per stage of `runner.STAGES` (retries where the stage
+says, on download), a summary artifact.
 
 It runs on Prefect's ephemeral API when no server is configured, and as a deployment from
 `prefect.yaml` on a process work pool.
@@ -6,50 +7,13 @@ It runs on Prefect's ephemeral API when no server is configured, and as a deploy
 
 from __future__ import annotations
 
-import time
-
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from pairsmith.pipelines import runner
-from pairsmith.pipelines.layout import Layout
+from pairsmith.pipelines.layout import read_json
 from pairsmith.schemas.config import RunConfig, load_config
-
-
-@task(name="ingest", cache_policy=NONE)
-def ingest_task(layout: Layout, cfg: RunConfig) -> list[str]:
-    return runner.ingest(layout, cfg)
-
-
-@task(name="download", retries=2, retry_delay_seconds=5, cache_policy=NONE)
-def download_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
-    runner.download(layout, cfg, shards)
-
-
-@task(name="annotate", cache_policy=NONE)
-def annotate_task(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
-    runner.annotate(layout, cfg, shards, run)
-
-
-@task(name="caption_sharing", cache_policy=NONE)
-def caption_sharing_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
-    runner.share_captions(layout, cfg, shards)
-
-
-@task(name="dedup", cache_policy=NONE)
-def dedup_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
-    runner.dedup(layout, cfg, shards)
-
-
-@task(name="corruption", cache_policy=NONE)
-def corruption_task(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
-    runner.score_corruption(layout, cfg, shards)
-
-
-@task(name="finalize", cache_policy=NONE)
-def finalize_task(layout: Layout, run: dict, started: float) -> dict:
-    return runner.finalize(layout, run, started)
 
 
 def summary_markdown(out: str, manifest: dict) -> str:
@@ -89,18 +53,12 @@ def build_dataset(
     config_path: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict:
-    """Ingest -> download -> annotate -> caption sharing -> dedup -> corruption -> finalize into `out`;
+    """Ingest -> download+annotate -> caption sharing -> dedup -> corruption -> finalize into `out`;
     returns the manifest."""
-    started = time.time()
-    cfg = config_for(input_path, config_path, overrides)
-    layout = Layout(out)
-    run = runner.start(layout, cfg)
-    shards = ingest_task(layout, cfg)
-    download_task(layout, cfg, shards)
-    annotate_task(layout, cfg, shards, run)
-    caption_sharing_task(layout, cfg, shards)
-    dedup_task(layout, cfg, shards)
-    corruption_task(layout, cfg, shards)
-    manifest = finalize_task(layout, run, started)
+    context = runner.begin(config_for(input_path, config_path, overrides), out)
+    for stage in runner.STAGES:
+        as_task = task(name=stage.name, retries=stage.retries, retry_delay_seconds=5, cache_policy=NONE)
+        as_task(stage.run)(context)
+    manifest = read_json(context.layout.manifest)
     create_markdown_artifact(summary_markdown(out, manifest), key="pairsmith-run-summary")
     return manifest

@@ -23,8 +23,8 @@ import apache_beam as beam
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines import runner
 from pairsmith.pipelines.corruption_inject import BUCKET_ROWS, InjectCorruption
-from pairsmith.pipelines.corruption_stage import bucket_count, count_rows, read_columns
-from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
+from pairsmith.pipelines.corruption_stage import bucket_count, count_rows
+from pairsmith.pipelines.layout import Layout, read_columns, read_json, write_json, write_npy
 from pairsmith.pipelines.semantic_clusters import cluster_count, train_centroids
 from pairsmith.schemas.config import ConfigError, RunConfig
 from pairsmith.schemas.errors import CorruptionError
@@ -46,7 +46,9 @@ def rescore(out: str) -> dict | None:
     """Recompute the corruption columns and `OUT/corruption.json` of an existing output."""
     layout = Layout(out)
     cfg = run_config(layout)
-    return runner.score_corruption(layout, cfg, layout.shards("data"), again=True)
+    report = runner.score_corruption(layout, cfg, layout.shards("data"), again=True)
+    runner.merge(layout, cfg, layout.shards("data"))
+    return report
 
 
 def _clusters_usable(layout: Layout, shards: list[str]) -> bool:
@@ -137,9 +139,9 @@ def corrupt(source: str, target: str, ratio: float, mode: str = "swap", seed: in
     )
     with beam.Pipeline(options=runner.pipeline_options(cfg.runner)) as p:
         _ = p | "Shards" >> beam.Create(shards) | "Inject" >> transform
-    runner.share_captions(dst, cfg, shards)
-    runner.dedup(dst, cfg, shards)
-    report = runner.score_corruption(dst, cfg, shards)
+    runner.run_stages(runner.Context(dst, cfg, {}, started), runner.GLOBAL_STAGES)
+    runner.merge(dst, cfg, shards)
+    report = read_json(dst.corruption_report) if dst.exists(dst.corruption_report) else None
     counts = _counts(dst, shards)
     pairs = counts["training_pairs"]
     source_manifest = read_json(src.manifest) if src.exists(src.manifest) else {}

@@ -28,17 +28,13 @@ def retry(out: str, kinds_text: str | None = None) -> dict:
         raise ConfigError(f"{out} is not the output of `pairsmith run` (no run.json or ingested shards)")
     cfg = config_from(read_json(layout.run_file)["config"])
     plan = _plan(layout, parse_kinds(kinds_text))
-    run = runner.start(layout, cfg)
+    context = runner.Context(layout, cfg, runner.start(layout, cfg), started)
     todo = [(s, rows) for s, rows in plan["rows"].items() if not layout.exists(marker(layout, s))]
     with shard_progress(
         "retry", len(plan["rows"]), lambda: sum(layout.exists(marker(layout, s)) for s in plan["rows"])
     ):
         runner.run_shards("Retry", todo, RetryShardFn(layout, cfg.download), cfg.runner)
-    shards = runner.ingest(layout, cfg)
-    runner.annotate(layout, cfg, shards, run)
-    runner.share_captions(layout, cfg, shards)
-    runner.dedup(layout, cfg, shards)
-    runner.score_corruption(layout, cfg, shards)
+    runner.run_stages(context, runner.named("download+annotate", *(s.name for s in runner.GLOBAL_STAGES)))
     done = [read_json(marker(layout, s)) for s in plan["rows"]]
     entry = {
         "started_at": plan["started_at"],
@@ -49,7 +45,8 @@ def retry(out: str, kinds_text: str | None = None) -> dict:
     }
     history = read_json(layout.retry_log)["retries"] if layout.exists(layout.retry_log) else []
     write_json({"retries": [*history, entry]}, layout.retry_log)
-    manifest = runner.finalize(layout, run, started)
+    runner.run_stages(context, runner.named("finalize"))
+    manifest = read_json(layout.manifest)
     layout.fs.rm(layout.retry_folder, recursive=True)
     return manifest
 

@@ -6,6 +6,7 @@ import io
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Executor
 
 import fsspec
 import pyarrow as pa
@@ -54,17 +55,18 @@ def annotate_rows(
     images: Iterator[bytes | None],
     annotators: list[Annotator],
     batch_size: int,
+    pool: Executor | None = None,
 ) -> dict[str, pa.Array]:
     """New columns for all rows (side-dataset columns keyed "dataset/column"); each image is
-    decoded once and shared by every annotator."""
+    decoded once and shared by every annotator; `pool` decodes and measures a batch's images."""
     base = {"caption": rows.column("caption").to_pylist()}
     base |= {name: results.column(name).to_pylist() for name in results.column_names}
     chunks: dict[str, list[pa.Array]] = {}
     for start in range(0, rows.num_rows, batch_size):
         stop = min(start + batch_size, rows.num_rows)
-        batch = Batch(
-            {k: v[start:stop] for k, v in base.items()}, [_decode(next(images)) for _ in range(start, stop)]
-        )
+        encoded = [next(images) for _ in range(start, stop)]
+        batch = Batch({k: v[start:stop] for k, v in base.items()}, [], pool)
+        batch.images = batch.map(_decode, encoded)
         for annotator in annotators:
             for name, array in annotator(batch).items():
                 chunks.setdefault(name, []).append(array)
@@ -113,7 +115,12 @@ def _side_tables(
 
 
 def annotate_shard(
-    shard: str, layout: Layout, annotators: list[Annotator], batch_size: int, provenance: dict
+    shard: str,
+    layout: Layout,
+    annotators: list[Annotator],
+    batch_size: int,
+    provenance: dict,
+    pool: Executor | None = None,
 ) -> dict:
     """Write the side datasets, then `data/SHARD.parquet` (its presence marks the shard done)."""
     if layout.exists(layout.data_shard(shard)):
@@ -121,7 +128,7 @@ def annotate_shard(
     rows = read_parquet(layout.input_shard(shard))
     results = read_parquet(layout.download_shard(shard))
     images = image_loader(layout, shard, results.column("member").to_pylist())
-    new = annotate_rows(rows, results, images, annotators, batch_size)
+    new = annotate_rows(rows, results, images, annotators, batch_size, pool)
     table = _record_table(rows, results, new, annotators, provenance)
     validate_table(table)
     for dataset, side in _side_tables(rows, new, annotators).items():

@@ -3,7 +3,7 @@
 ALIGN drops alt-texts shared by more than 10 images (../shared/ANCHORS.md). That needs a count over
 the whole dataset, so it runs after annotate as a Beam join that never gathers the dataset in one
 place: (caption key -> rows) grouped by key gives each count, (shard -> counts) grouped by shard
-rewrites each data shard once, atomically. Rerunning recomputes the same values.
+writes each shard's columns to a side file (`stage_columns`). Rerunning recomputes the same values.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from pairsmith.filters.basic_rules import complete_align
-from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
+from pairsmith.pipelines.layout import Layout, read_columns
+from pairsmith.pipelines.stage_columns import write_columns
 
 
 def caption_key(caption: str | None) -> str | None:
@@ -27,7 +28,7 @@ def caption_key(caption: str | None) -> str | None:
 
 def caption_rows(shard: str, layout: Layout) -> Iterator[tuple[str, tuple[str, int, bool]]]:
     """(caption key, (shard, row, has image)) for every row with a caption."""
-    table = read_parquet(layout.data_shard(shard)).select(["caption_fixed", "status"])
+    table = read_columns(layout, layout.data_shard(shard), ("caption_fixed", "status"))
     for row, (caption, status) in enumerate(
         zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True)
     ):
@@ -45,17 +46,14 @@ def counts_per_row(element: tuple[str, list[tuple[str, int, bool]]]) -> Iterator
 
 
 def write_counts(shard: str, counts: list[tuple[int, int]], layout: Layout) -> str:
-    """Fill `caption_shared_count` and complete `align_ok` with ALIGN's sharing rule."""
-    table = read_parquet(layout.data_shard(shard))
+    """Write `caption_shared_count` and `align_ok` completed with ALIGN's sharing rule (a side file)."""
+    table = read_columns(layout, layout.data_shard(shard), ("align_ok",))
     shared = [None] * table.num_rows
     for row, images in counts:
         shared[row] = images
     shared_array = pa.array(shared, pa.int32())
-    index = table.schema.get_field_index("caption_shared_count")
-    table = table.set_column(index, table.schema.field(index), shared_array)
-    align = table.schema.get_field_index("align_ok")
-    table = table.set_column(
-        align, table.schema.field(align), complete_align(table.column("align_ok"), shared_array)
-    )
-    write_parquet(table, layout.data_shard(shard))
-    return shard
+    columns = {
+        "caption_shared_count": shared_array,
+        "align_ok": complete_align(table.column("align_ok"), shared_array),
+    }
+    return write_columns(layout, "caption_sharing", shard, columns)

@@ -28,8 +28,8 @@ from pairsmith.filters import corruption as cx
 from pairsmith.filters.clip_score import clip_score_column, half_vectors
 from pairsmith.pipelines.annotate import annotate_rows
 from pairsmith.pipelines.caption_swap import swap_captions
-from pairsmith.pipelines.corruption_stage import read_columns, unit_vectors
-from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
+from pairsmith.pipelines.corruption_stage import unit_vectors
+from pairsmith.pipelines.layout import Layout, read_columns, read_parquet, write_parquet
 from pairsmith.pipelines.semantic_clusters import load_centroid_index, nearest_centroid, shard_embeddings
 from pairsmith.schemas.config import ClipModelConfig, ModelsConfig
 from pairsmith.schemas.record import validate_table

@@ -7,8 +7,8 @@ The formula and its calibration are in `filters/corruption.py`. The dataset is n
 2. per bucket (GroupByKey): rows ordered by hash and dealt into blocks of at least K + 1; each block
    gives ranks, decoys and evidence; each bucket's histograms of evidence and decoy evidence go to a
    second global sum, which gives the ratio and the posterior tables (`finish_stats`);
-3. per shard (CoGroupByKey): the rows' components and those tables rewrite each data shard once,
-   atomically, and the tables go to `OUT/corruption.json`.
+3. per shard (CoGroupByKey): the rows' components and those tables give each shard's columns (a
+   side file that finalize merges), and the tables go to `OUT/corruption.json`.
 A bucket holds about BUCKET_BLOCKS blocks, so a worker holds a few thousand vectors whatever the
 dataset size. Rerunning recomputes the same values (everything is drawn from hashes of the seed).
 """
@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pairsmith.filters import corruption as cx
-from pairsmith.pipelines.layout import Layout, read_parquet, write_json, write_parquet
+from pairsmith.pipelines.layout import Layout, read_columns, read_parquet, write_json
+from pairsmith.pipelines.stage_columns import write_columns
 from pairsmith.schemas.config import ClipModelConfig, CorruptionConfig, ModelsConfig
 
 BUCKET_BLOCKS = 64  # blocks per bucket: ~2,100 rows at K = 32
@@ -47,13 +48,6 @@ def unit_vectors(column: pa.ChunkedArray | pa.Array, normalise: bool = True) -> 
         if normalise:
             out[present] /= np.maximum(np.linalg.norm(out[present], axis=1, keepdims=True), 1e-12)
     return out
-
-
-def read_columns(layout: Layout, path: str, wanted: tuple[str, ...]) -> pa.Table:
-    """The columns of `wanted` that the Parquet file has (and only those are read)."""
-    with layout.fs.open(path, "rb") as f:
-        parquet = pq.ParquetFile(f)
-        return parquet.read(columns=[c for c in wanted if c in parquet.schema_arrow.names])
 
 
 def count_rows(layout: Layout, shards: list[str]) -> int:
@@ -235,8 +229,8 @@ CORRUPTION_COLUMNS = {
 
 
 def write_corruption_columns(shard: str, items: list, layout: Layout, report: dict) -> str:
-    """Fill the corruption columns of one data shard (nulls for rows that were not scored)."""
-    table = read_parquet(layout.data_shard(shard))
+    """Write the corruption columns of one shard to a side file (nulls for rows that were not scored)."""
+    table = read_columns(layout, layout.data_shard(shard), ("clip_score",))
     n = table.num_rows
     columns: dict[str, list] = {name: [None] * n for name in CORRUPTION_COLUMNS}
     clip = table.column("clip_score").to_pylist()
@@ -257,11 +251,8 @@ def write_corruption_columns(shard: str, items: list, layout: Layout, report: di
             report["decoy_clip_top"],
             report["decoy_recaption_top"],
         )
-    for name, type_ in CORRUPTION_COLUMNS.items():
-        index = table.schema.get_field_index(name)
-        table = table.set_column(index, table.schema.field(index), pa.array(columns[name], type_))
-    write_parquet(table, layout.data_shard(shard))
-    return shard
+    arrays = {name: pa.array(columns[name], type_) for name, type_ in CORRUPTION_COLUMNS.items()}
+    return write_columns(layout, "corruption", shard, arrays)
 
 
 class ScoreCorruption(beam.PTransform):

@@ -10,7 +10,7 @@ A bucket's verified pairs leave as star edges (root -> member), so a group of n 
 edges. The edges of a kind meet in one GroupByKey whose worker joins them (union-find over the rows
 that have a duplicate, not the dataset); group ids are the smallest uid, so reruns give the same ids.
 The kinds in `dedup.mark` are joined again to pick one kept row per group (highest clip_score, then
-smallest uid); every data shard is then rewritten once, atomically.
+smallest uid); each shard's columns then go to a side file that finalize merges.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from pairsmith.pipelines.dedup_keys import (
     normalise_url,
     phash_keys,
 )
-from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
+from pairsmith.pipelines.layout import Layout, read_columns, read_parquet
 from pairsmith.pipelines.semantic_clusters import load_centroid_index, nearest_centroid, shard_embeddings
+from pairsmith.pipelines.stage_columns import write_columns
 from pairsmith.schemas.config import DedupConfig
 
 KINDS = ("exact", "image", "caption", "semantic")
@@ -253,8 +254,8 @@ def _own_group(kind: str, table: pa.Table) -> list[bool]:
 
 
 def write_dedup_columns(shard: str, marks, layout: Layout, cfg: DedupConfig) -> str:
-    """Fill the dedup columns of one data shard from the marks the global steps sent it."""
-    table = read_parquet(layout.data_shard(shard))
+    """Write the dedup columns of one shard (a side file) from the marks the global steps sent it."""
+    table = read_columns(layout, layout.data_shard(shard), ("uid", "url", "sha256", "phash", "caption_fixed"))
     n, uids = table.num_rows, table.column("uid").to_pylist()
     groups = {k: [None] * n for k in KINDS}
     in_group = {k: [False] * n for k in KINDS}
@@ -284,8 +285,4 @@ def write_dedup_columns(shard: str, marks, layout: Layout, cfg: DedupConfig) -> 
         "duplicate_kinds": pa.array(kinds_of, pa.list_(pa.string())),
         "duplicate_of": pa.array(kept_uid, pa.string()),
     }
-    for name, array in columns.items():
-        index = table.schema.get_field_index(name)
-        table = table.set_column(index, table.schema.field(index), array)
-    write_parquet(table, layout.data_shard(shard))
-    return shard
+    return write_columns(layout, "dedup", shard, columns)

@@ -5,7 +5,10 @@
     OUT/_work/download/SHARD.parquet  img2dataset's per-row download results
     OUT/images/SHARD.tar              webdataset tar of the stored images
     OUT/embeddings/ALIAS/SHARD.parquet  CLIP embeddings per model, row-aligned with data/SHARD
-    OUT/data/SHARD.parquet            final annotated rows (the record contract)
+    OUT/data/SHARD.parquet            annotated rows (the record contract); finalize merges the
+                                      global stages' columns into it, once
+    OUT/_work/columns/STAGE/SHARD.parquet  a global stage's columns, row-aligned with data/SHARD
+    OUT/_work/merged/SHARD.json       finalize merged the global columns into data/SHARD
     OUT/_work/dedup/centroids.npy     SemDeDup's k-means centroids (the dedup stage)
     OUT/corruption.json               estimated corruption ratio and how (the corruption stage)
     OUT/manifest.json                 counts, config hash, versions, model ids, wall time
@@ -59,6 +62,22 @@ class Layout:
 
     def data_shard(self, shard: str) -> str:
         return self._join("data", f"{shard}.parquet")
+
+    def stage_columns(self, stage: str, shard: str) -> str:
+        """A global stage's columns for one shard (caption_sharing, dedup, corruption)."""
+        return self._join("_work", "columns", stage, f"{shard}.parquet")
+
+    @property
+    def stage_columns_folder(self) -> str:
+        return self._join("_work", "columns")
+
+    @property
+    def merged_folder(self) -> str:
+        return self._join("_work", "merged")
+
+    def merged(self, shard: str) -> str:
+        """The marker that finalize merged the global stages' columns into `data/SHARD.parquet`."""
+        return self._join("_work", "merged", f"{shard}.json")
 
     def scratch(self, name: str) -> str:
         return self._join("_work", "tmp", f"{name}-{uuid.uuid4().hex[:8]}")
@@ -168,6 +187,13 @@ def read_parquet(path: str) -> pa.Table:
     fs, p = fsspec.core.url_to_fs(path)
     with fs.open(p, "rb") as f:
         return pq.read_table(f)
+
+
+def read_columns(layout: Layout, path: str, wanted: tuple[str, ...]) -> pa.Table:
+    """The columns of `wanted` that the Parquet file has (and only those are read)."""
+    with layout.fs.open(path, "rb") as f:
+        parquet = pq.ParquetFile(f)
+        return parquet.read(columns=[c for c in wanted if c in parquet.schema_arrow.names])
 
 
 def write_npy(array, path: str) -> None:

@@ -45,14 +45,25 @@ def claim_output(layout: Layout, cfg: RunConfig) -> dict:
 
 def invalidate_global_stages(layout: Layout) -> list[str]:
     """Make the next run redo caption sharing, dedup and corruption over every shard (their columns
-    depend on all rows), and drop the manifest until finalize writes it again. Call it whenever a data
-    shard is (re)written outside those stages. Returns the markers it removed."""
+    depend on all rows) and merge them again, and drop the manifest until finalize writes it again.
+    Call it whenever a data shard is (re)written outside those stages. Returns the markers it removed."""
     markers = [layout.sharing_done, layout.dedup_done, layout.corruption_done]
     removed = [m for m in markers if layout.exists(m)]
     for path in removed:
         _remove(layout, path)
+    if layout.exists(layout.stage_columns_folder):
+        fs, p = fsspec.core.url_to_fs(layout.stage_columns_folder)
+        fs.rm(p, recursive=True)
+    drop_merged(layout)
     drop_manifest(layout)
     return removed
+
+
+def drop_merged(layout: Layout) -> None:
+    """Make finalize merge every shard again (a global stage is being redone)."""
+    if layout.exists(layout.merged_folder):
+        fs, p = fsspec.core.url_to_fs(layout.merged_folder)
+        fs.rm(p, recursive=True)
 
 
 def discard_shard(layout: Layout, shard: str, download: bool = False) -> None:

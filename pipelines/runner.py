@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -30,11 +32,13 @@ from pairsmith.pipelines.run_state import (
 )
 from pairsmith.pipelines.semantic_clusters import train_centroids
 from pairsmith.pipelines.shard_check import OutputError, damaged_data, damaged_downloads, input_rows
+from pairsmith.pipelines.stage_columns import finish_stage, stage_done
 from pairsmith.pipelines.stages import (
-    AnnotateShardFn,
+    DownloadAnnotateFn,
     DownloadShardFn,
     ForEachShard,
     IngestFileFn,
+    MergeShardFn,
     ShareCaptions,
 )
 from pairsmith.schemas.config import ConfigError, RunConfig, RunnerConfig
@@ -118,10 +122,13 @@ def download(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
         run_shards("Download", pending, DownloadShardFn(layout, cfg.download), cfg.runner)
 
 
-@timed("annotate")
-def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
-    """Annotate every shard without an intact data shard; when any is (re)made, the global stages are
-    invalidated, since their columns depend on every row."""
+@timed("download+annotate")
+def download_and_annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> None:
+    """Download and annotate every shard without an intact data shard, in groups of
+    `runner.shard_group` per worker (the next shard downloads while one is annotated). When any data
+    shard is (re)made, the global stages are invalidated, since their columns depend on every row."""
+    for shard in damaged_downloads(layout, shards):
+        discard_shard(layout, shard, download=True)
     fields = [f for a in build_annotators(cfg.models, cfg.annotate, cfg.recaption) for f in a.fields]
     embeddings = [f"embeddings/{m.alias}" for m in clip_models(cfg.models)]  # ClipScore's side datasets
     for shard in damaged_data(layout, shards, fields, embeddings):
@@ -129,11 +136,18 @@ def annotate(layout: Layout, cfg: RunConfig, shards: list[str], run: dict) -> No
     pending = [s for s in shards if not layout.exists(layout.data_shard(s))]
     if pending:
         invalidate_global_stages(layout)
-    fn = AnnotateShardFn(
-        layout, cfg.annotate, cfg.models, provenance(run["run_id"], run["config_hash"]), cfg.recaption
+    size = cfg.runner.shard_group
+    groups = [pending[i : i + size] for i in range(0, len(pending), size)]
+    fn = DownloadAnnotateFn(
+        layout,
+        cfg.download,
+        cfg.annotate,
+        cfg.models,
+        provenance(run["run_id"], run["config_hash"]),
+        cfg.recaption,
     )
-    with shard_progress("annotate", len(shards), lambda: len(layout.shards("data"))):
-        run_shards("Annotate", pending, fn, cfg.runner)
+    with shard_progress("download+annotate", len(shards), lambda: len(layout.shards("data"))):
+        run_shards("DownloadAnnotate", groups, fn, cfg.runner)
 
 
 def start(layout: Layout, cfg: RunConfig) -> dict:
@@ -152,18 +166,18 @@ def start(layout: Layout, cfg: RunConfig) -> dict:
 @timed("caption_sharing")
 def share_captions(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     """The global caption-sharing stage (once: a finished one is not redone)."""
-    if layout.exists(layout.sharing_done) or not shards:
+    if stage_done(layout, "caption_sharing") or not shards:
         return
     with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
         _ = p | "Shards" >> beam.Create(shards) | "ShareCaptions" >> ShareCaptions(layout)
-    write_json({"shards": shards}, layout.sharing_done)
+    finish_stage(layout, "caption_sharing", shards)
 
 
 @timed("dedup")
 def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     """The global dedup stage (once: a finished one is not redone). k-means for SemDeDup trains here,
     on a sample, and its centroids go to a file that every worker reads."""
-    if layout.exists(layout.dedup_done) or not shards:
+    if stage_done(layout, "dedup") or not shards:
         return
     primary = clip_models(cfg.models)[0].alias if clip_models(cfg.models) else None
     centroids_path = None
@@ -178,9 +192,8 @@ def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
             | "Shards" >> beam.Create(shards)
             | "Dedup" >> Deduplicate(layout, cfg.dedup, primary, centroids_path)
         )
-    write_json(
-        {"shards": shards, "semantic_clusters": None if centroids_path is None else len(centroids)},
-        layout.dedup_done,
+    finish_stage(
+        layout, "dedup", shards, semantic_clusters=None if centroids_path is None else len(centroids)
     )
 
 
@@ -190,7 +203,7 @@ def score_corruption(layout: Layout, cfg: RunConfig, shards: list[str], again: b
     `pairsmith recaption` or on a corrupted copy). Returns the report (`OUT/corruption.json`)."""
     if again and layout.exists(layout.corruption_done):
         layout.fs.rm(layout.corruption_done)
-    if layout.exists(layout.corruption_done) or not shards:
+    if stage_done(layout, "corruption") or not shards:
         return read_json(layout.corruption_report) if layout.exists(layout.corruption_report) else None
     models = clip_models(cfg.models)
     if models:
@@ -201,13 +214,22 @@ def score_corruption(layout: Layout, cfg: RunConfig, shards: list[str], again: b
                 | "Shards" >> beam.Create(shards)
                 | "ScoreCorruption" >> ScoreCorruption(layout, cfg.corruption, models[0], cfg.models, buckets)
             )
-    write_json({"shards": shards, "scored": bool(models)}, layout.corruption_done)
+    finish_stage(layout, "corruption", shards, columns=bool(models))
     return read_json(layout.corruption_report) if models else None
 
 
-def finalize(layout: Layout, run: dict, started: float) -> dict:
-    """Check every data shard's footer and row count, then write the manifest."""
-    damaged = damaged_data(layout, layout.shards("input"), None, [])
+def merge(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
+    """Merge the global stages' columns into each data shard not merged since they changed."""
+    pending = [s for s in shards if not layout.exists(layout.merged(s))]
+    run_shards("Merge", pending, MergeShardFn(layout), cfg.runner)
+
+
+def finalize(layout: Layout, cfg: RunConfig, run: dict, started: float) -> dict:
+    """Merge the global stages' columns into every data shard not merged yet (one write each,
+    validated), check every data shard's footer and row count, then write the manifest."""
+    shards = layout.shards("input")
+    merge(layout, cfg, shards)
+    damaged = damaged_data(layout, shards, None, [])
     if damaged:
         raise OutputError(
             f"damaged data shard {next(iter(damaged.values()))} ({len(damaged)} in all); rerun with the "
@@ -216,15 +238,69 @@ def finalize(layout: Layout, run: dict, started: float) -> dict:
     return write_manifest(layout, run, run["model_ids"], started)
 
 
-def run_all(cfg: RunConfig, out: str) -> dict:
-    """Every stage in order without Prefect (the Prefect flow calls the same functions)."""
+@dataclass(frozen=True)
+class Context:
+    """What every stage of one run reads: the output folder, the config, the claimed run."""
+
+    layout: Layout
+    cfg: RunConfig
+    run: dict
+    started: float
+
+    @property
+    def shards(self) -> list[str]:
+        """The input shards once ingest is done; in a folder without input (a corrupted copy) its
+        data shards."""
+        if self.layout.exists(self.layout.ingest_done):
+            return read_json(self.layout.ingest_done)["shards"]
+        return self.layout.shards("data")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run: `run(context)`; `retries` for Prefect (the step resumes, so a retry is safe)."""
+
+    name: str
+    run: Callable[[Context], object]
+    retries: int = 0
+
+
+STAGES = (
+    Stage("ingest", lambda c: ingest(c.layout, c.cfg)),
+    Stage("download+annotate", lambda c: download_and_annotate(c.layout, c.cfg, c.shards, c.run), retries=2),
+    Stage("caption_sharing", lambda c: share_captions(c.layout, c.cfg, c.shards)),
+    Stage("dedup", lambda c: dedup(c.layout, c.cfg, c.shards)),
+    Stage("corruption", lambda c: score_corruption(c.layout, c.cfg, c.shards)),
+    Stage("finalize", lambda c: finalize(c.layout, c.cfg, c.run, c.started)),
+)
+
+
+def named(*names: str) -> tuple[Stage, ...]:
+    """The stages of `names`, in the order of STAGES (for commands that redo part of a run)."""
+    unknown = set(names) - {s.name for s in STAGES}
+    if unknown:
+        raise KeyError(f"no stage {sorted(unknown)}")
+    return tuple(s for s in STAGES if s.name in names)
+
+
+GLOBAL_STAGES = named("caption_sharing", "dedup", "corruption")  # over every row of the dataset
+
+
+def begin(cfg: RunConfig, out: str) -> Context:
+    """Check the models and claim the output folder: the context of a run's stages."""
     started = time.time()
     layout = Layout(out)
-    run = start(layout, cfg)
-    shards = ingest(layout, cfg)
-    download(layout, cfg, shards)
-    annotate(layout, cfg, shards, run)
-    share_captions(layout, cfg, shards)
-    dedup(layout, cfg, shards)
-    score_corruption(layout, cfg, shards)
-    return finalize(layout, run, started)
+    return Context(layout, cfg, start(layout, cfg), started)
+
+
+def run_stages(context: Context, stages: tuple[Stage, ...] = STAGES) -> None:
+    """Run `stages` in order without Prefect (the Prefect flow runs the same list)."""
+    for stage in stages:
+        stage.run(context)
+
+
+def run_all(cfg: RunConfig, out: str) -> dict:
+    """Every stage of a run, in order; returns the manifest."""
+    context = begin(cfg, out)
+    run_stages(context)
+    return read_json(context.layout.manifest)

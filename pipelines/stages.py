@@ -3,6 +3,9 @@ plain functions, skips finished shards and writes its outputs atomically, so a r
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import apache_beam as beam
 import torch
 
@@ -13,6 +16,7 @@ from pairsmith.pipelines.download import download_shard
 from pairsmith.pipelines.ingest import cut_shards
 from pairsmith.pipelines.layout import Layout, write_parquet
 from pairsmith.pipelines.retry import retry_shard
+from pairsmith.pipelines.stage_columns import merge_shard
 from pairsmith.schemas.config import (
     AnnotateConfig,
     DownloadConfig,
@@ -54,19 +58,22 @@ class RetryShardFn(beam.DoFn):
         yield retry_shard(self.layout, shard, rows, self.cfg)
 
 
-class AnnotateShardFn(beam.DoFn):
-    """Loads every annotator once per worker (`setup`), then annotates shard after shard."""
+class DownloadAnnotateFn(beam.DoFn):
+    """A group of shards -> each one downloaded, then annotated. The next shard downloads in a
+    background thread while the current one is annotated, so the network overlaps decoding and
+    model work; the annotators load once per worker (`setup`)."""
 
     def __init__(
         self,
         layout: Layout,
+        download: DownloadConfig,
         cfg: AnnotateConfig,
         models: ModelsConfig,
         provenance: dict,
         recaption: RecaptionConfig | None = None,
     ):
-        self.layout, self.cfg, self.models, self.provenance = layout, cfg, models, provenance
-        self.recaption = recaption
+        self.layout, self.download, self.cfg, self.models = layout, download, cfg, models
+        self.provenance, self.recaption = provenance, recaption
 
     def setup(self):
         if self.models.threads:
@@ -74,9 +81,33 @@ class AnnotateShardFn(beam.DoFn):
         self.annotators = build_annotators(self.models, self.cfg, self.recaption)
         for annotator in self.annotators:
             annotator.setup()
+        self.pool = ThreadPoolExecutor(self.cfg.threads or os.cpu_count(), thread_name_prefix="images")
+
+    def process(self, shards: list[str]):
+        fetcher = ThreadPoolExecutor(1, thread_name_prefix="download")
+        try:
+            downloads = [fetcher.submit(download_shard, s, self.layout, self.download) for s in shards]
+            for shard, download in zip(shards, downloads, strict=True):
+                download.result()
+                yield annotate_shard(
+                    shard, self.layout, self.annotators, self.cfg.batch_size, self.provenance, self.pool
+                )
+        finally:
+            fetcher.shutdown(cancel_futures=True)
+
+    def teardown(self):
+        self.pool.shutdown()
+
+
+class MergeShardFn(beam.DoFn):
+    """Shard -> the global stages' columns merged into its data shard (`stage_columns.merge_shard`)."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
 
     def process(self, shard: str):
-        yield annotate_shard(shard, self.layout, self.annotators, self.cfg.batch_size, self.provenance)
+        merge_shard(self.layout, shard)
+        yield shard
 
 
 class ForEachShard(beam.PTransform):

@@ -107,6 +107,9 @@ class AnnotateConfig(_Strict):
     """The annotate stage."""
 
     batch_size: int = Field(64, ge=1, description="Images decoded and annotated together.")
+    threads: int = Field(
+        0, ge=0, description="Threads that decode and measure a batch's images; 0: one per CPU core."
+    )
     ocr: Literal["gated", "always", "off"] = Field(
         "gated", description="gated: full OCR only where a cheap detection pass finds text."
     )
@@ -243,6 +246,12 @@ class RunnerConfig(_Strict):
         "DirectRunner", description="A Beam runner name: DirectRunner, DataflowRunner, FlinkRunner, ..."
     )
     options: list[str] = Field(default_factory=list, description='e.g. ["--direct_num_workers=2"]')
+    shard_group: int = Field(
+        4,
+        ge=1,
+        description="Shards one worker downloads and annotates in a row: the next one downloads while "
+        "the current one is annotated (1: no overlap).",
+    )
 
 
 class RunConfig(_Strict):
@@ -262,6 +271,7 @@ class RunConfig(_Strict):
         exclude = {
             "runner": True,
             "download": {"threads"},
+            "annotate": {"threads"},
             "models": {"device", "threads"},
             "recaption": {"device"},
         }

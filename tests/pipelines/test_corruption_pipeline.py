@@ -181,6 +181,7 @@ def test_stage_reruns_to_the_same_values_in_several_processes(toy, tmp_path):
     runner.score_corruption(layout, cfg, layout.shards("data"))  # done: not redone
     assert (tmp_path / "swap" / "data" / "0000-00000.parquet").stat().st_mtime_ns == mtime
     runner.score_corruption(layout, cfg, layout.shards("data"), again=True)
+    runner.merge(layout, cfg, layout.shards("data"))
     assert _frame(out).equals(before)
 
 

@@ -173,6 +173,7 @@ def test_rerun_on_the_multiprocess_runner_gives_the_same_groups(deduplicated):
         }
     )
     runner.dedup(layout, cfg, layout.shards("data"))
+    runner.merge(layout, cfg, layout.shards("data"))
     after = _read(out)
     columns = [
         "dup_exact_group",
