@@ -7,8 +7,8 @@ each with 5 % exact copies and 10 % near copies (pHash: up to k bits flipped; Mi
 replaced; embeddings: noise at cosine ~0.9999, around 1 centre per 1000 rows). Each (kind, size)
 runs in a fresh process; the timed part runs the dedup stage's own functions (`pipelines/dedup.py`:
 band keys, bucket verification, star edges, union-find, SemDeDup k-means and per-cluster search)
-with GroupByKey done by a dict in one process, so what is measured is the algorithm, not Beam's
-DirectRunner. Peak memory is the process's peak RSS, synthetic input included (its size is shown).
+on `graph.LocalFlow` (the stage's graph on lists in one process), so what is measured is the
+algorithm, not Beam's DirectRunner. Peak memory is the process's peak RSS, synthetic input included (its size is shown).
 CPU seconds are shown beside wall seconds because they suffer less when other work shares the cores.
 """
 
@@ -22,10 +22,9 @@ import sys
 import time
 
 import numpy as np
-from apache_beam.pvalue import TaggedOutput
 
 from pairsmith.pipelines import dedup
-from pairsmith.pipelines import near_duplicates as nd
+from pairsmith.pipelines.graph import LocalFlow
 from pairsmith.pipelines.semantic_clusters import (
     MAX_POINTS_PER_CENTROID,
     centroid_index,
@@ -84,34 +83,16 @@ def _node(i: int) -> dedup.Node:
     return (f"{i:016x}", "bench", i, 0.0)
 
 
-def _split(outputs) -> tuple[list, list]:
-    main, tagged = [], []
-    for out in outputs:
-        (tagged if isinstance(out, TaggedOutput) else main).append(
-            out.value if isinstance(out, TaggedOutput) else out
-        )
-    return main, tagged
-
-
 def banded(kind: str, data: np.ndarray) -> list:
-    """Exact values first, then band buckets and verification, as the Beam stage does."""
+    """Exact values first, then band buckets and verification: the dedup stage's own graph."""
     keys = data.tolist() if kind == "image" else [row.tobytes() for row in data]
-    grouped = nd.group_by_key((key, _node(i)) for i, key in enumerate(keys))
-    edges, distinct = _split(out for element in grouped.items() for out in dedup.rep_and_star(element, kind))
+    keyed = LocalFlow((key, _node(i)) for i, key in enumerate(keys))
     if kind == "image":
-        entries = (kv for e in distinct for kv in dedup.image_band_keys(e, PHASH_DISTANCE))
-        verify = lambda e: dedup.verify_image_bucket(e, PHASH_DISTANCE)  # noqa: E731
+        flows = dedup.image_edges(keyed, PHASH_DISTANCE)
     else:
-        bands, rows = nd.lsh_params(JACCARD, PERMS)
-        entries = (
-            kv
-            for key, rep in distinct
-            for kv in dedup.caption_band_keys((rep, np.frombuffer(key, np.uint32)), bands, rows)
-        )
-        verify = lambda e: dedup.verify_caption_bucket(e, JACCARD)  # noqa: E731
-    for element in nd.group_by_key(entries).items():
-        edges += verify(element)
-    return edges
+        cfg = DedupConfig(caption_jaccard=JACCARD, minhash_perms=PERMS)
+        flows = dedup.caption_edges(keyed, cfg, prepare=lambda e: (e[1], np.frombuffer(e[0], np.uint32)))
+    return [edge for flow in flows for edge in flow.items]
 
 
 def semantic(data: np.ndarray) -> list:
@@ -124,8 +105,8 @@ def semantic(data: np.ndarray) -> list:
     clusters = np.concatenate(
         [nearest_centroid(index, data[s : s + 65536]) for s in range(0, len(data), 65536)]
     )
-    grouped = nd.group_by_key((c, (_node(i), data[i])) for i, c in enumerate(clusters.tolist()))
-    return [edge for element in grouped.items() for edge in dedup.semantic_cluster_edges(element, EPS)]
+    members = LocalFlow((c, (_node(i), data[i])) for i, c in enumerate(clusters.tolist()))
+    return dedup.semantic_edges(members, EPS).items
 
 
 def naive(kind: str, data: np.ndarray) -> int:

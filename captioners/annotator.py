@@ -17,6 +17,7 @@ from pairsmith.captioners.nouns import count_nouns
 from pairsmith.filters.base import Annotator, Batch
 from pairsmith.filters.caption_nouns import CaptionNouns
 from pairsmith.filters.profiles import profile_spec
+from pairsmith.filters.vectors import recaption_alt_similarity, unit
 from pairsmith.schemas.config import ModelsConfig, RecaptionConfig
 from pairsmith.schemas.record import column
 
@@ -124,11 +125,6 @@ def recaption_annotators(
     return [CaptionNouns(), Recaption.judged_by(spec, cfg, primary_clip), RecaptionNouns()]
 
 
-def _unit(vectors) -> np.ndarray:
-    array = np.asarray(vectors, np.float32)
-    return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
-
-
 class Recaption(Annotator):
     """A vision-language model by name (`recaption.model`; see "Recaptions"); off unless the profile or
     the config turns it on.
@@ -213,8 +209,9 @@ class Recaption(Annotator):
         scores = np.sum(images * recaptions, axis=1)
         for k, i in enumerate(rows):
             out["recaption_clip_score"][i] = float(scores[k])
+        similarity = recaption_alt_similarity(texts, recaptions[with_alt]) if with_alt else []
         for j, k in enumerate(with_alt):
-            out["recaption_alt_similarity"][rows[k]] = float(texts[j] @ recaptions[k])
+            out["recaption_alt_similarity"][rows[k]] = float(similarity[j])
 
     def _vectors(self, batch: Batch, column: str, rows: list[int], embed) -> np.ndarray:
         """Unit vectors of `rows` from the batch's side column, embedding the rows that lack one."""
@@ -223,7 +220,7 @@ class Recaption(Annotator):
         missing = [i for i, v in zip(rows, have, strict=True) if v is None]
         fresh = iter(embed(missing)) if missing else iter(())
         return (
-            _unit([v if v is not None else next(fresh) for v in have])
+            unit([v if v is not None else next(fresh) for v in have])
             if rows
             else np.zeros((0, 0), np.float32)
         )

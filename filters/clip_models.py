@@ -14,6 +14,7 @@ the model, so a run fails at start-up, before any download, with a message that 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import open_clip
 import torch
 from PIL import Image
 
+from pairsmith.filters.vectors import unit
 from pairsmith.schemas.errors import ModelLoadError
 
 TOY_ZOO = Path(__file__).resolve().parent / "toy_zoo"
@@ -167,6 +169,12 @@ class ClipEmbedder:
         return _normalised(features)
 
 
+@functools.lru_cache(maxsize=4)
+def loaded_embedder(spec: str, device: str = "auto", precision: str = "auto") -> ClipEmbedder:
+    """The CLIP model of `spec`, loaded once per process and shared by the stages that embed texts
+    after annotate (corruption scoring, `pairsmith corrupt`)."""
+    return ClipEmbedder(spec, device, precision).load()
+
+
 def _normalised(features: torch.Tensor) -> np.ndarray:
-    features = features.float()
-    return (features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
+    return unit(features.float().cpu().numpy())

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from pairsmith.filters.base import Annotator, Batch
+from pairsmith.filters.vectors import unit
 from pairsmith.schemas.record import column
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class DataType(Annotator):
     def setup(self) -> None:
         prompts = [template.format(phrase) for phrase in DATA_TYPES.values() for template in TEMPLATES]
         text = self.clip.embedder.embed_texts(prompts).reshape(len(DATA_TYPES), len(TEMPLATES), -1).mean(1)
-        self.type_embeddings = text / np.linalg.norm(text, axis=1, keepdims=True)
+        self.type_embeddings = unit(text)
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         embeddings = batch.column(f"{self.clip.dataset}/image_embedding")

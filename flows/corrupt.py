@@ -18,14 +18,13 @@ from __future__ import annotations
 import os
 import time
 
-import apache_beam as beam
-
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines import runner
-from pairsmith.pipelines.corruption_inject import BUCKET_ROWS, InjectCorruption
+from pairsmith.pipelines.corruption_inject import BUCKET_ROWS, inject_corruption
 from pairsmith.pipelines.corruption_stage import bucket_count, count_rows
 from pairsmith.pipelines.layout import Layout, read_columns, read_json, write_json, write_npy
 from pairsmith.pipelines.semantic_clusters import cluster_count, train_centroids
+from pairsmith.pipelines.stages import run_graph
 from pairsmith.schemas.config import ConfigError, RunConfig
 from pairsmith.schemas.errors import CorruptionError
 
@@ -134,11 +133,9 @@ def corrupt(source: str, target: str, ratio: float, mode: str = "swap", seed: in
     rows, centroids = count_rows(src, shards), None
     if mode == "rewrite" and not _clusters_usable(src, shards):
         centroids = _fallback_centroids(src, dst, clips[0].alias, shards, rows, seed)
-    transform = InjectCorruption(
-        src, dst, clips, cfg.models, mode, ratio, seed, bucket_count(rows, BUCKET_ROWS), centroids
-    )
-    with beam.Pipeline(options=runner.pipeline_options(cfg.runner)) as p:
-        _ = p | "Shards" >> beam.Create(shards) | "Inject" >> transform
+    buckets = bucket_count(rows, BUCKET_ROWS)
+    args = (src, dst, clips, cfg.models, mode, ratio, seed, buckets, centroids)
+    run_graph("Inject", shards, inject_corruption, cfg.runner, *args)
     runner.run_stages(runner.Context(dst, cfg, {}, started), runner.GLOBAL_STAGES)
     runner.merge(dst, cfg, shards)
     report = read_json(dst.corruption_report) if dst.exists(dst.corruption_report) else None

@@ -18,8 +18,8 @@ from pairsmith.filters.clip_models import resolve
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines.layout import Layout, read_json, write_json
 from pairsmith.pipelines.progress import shard_progress
-from pairsmith.pipelines.recaption import RecaptionShardFn, marker, recaption_key
-from pairsmith.pipelines.runner import run_shards
+from pairsmith.pipelines.recaption import marker, recaption_key
+from pairsmith.pipelines.stages import RecaptionShardFn, run_shards
 from pairsmith.schemas.config import ConfigError, RunConfig, config_from
 
 ALLOWED = (

@@ -16,7 +16,7 @@ from pairsmith.pipelines import runner
 from pairsmith.pipelines.layout import Layout, read_json, write_json
 from pairsmith.pipelines.progress import shard_progress
 from pairsmith.pipelines.retry import marker, parse_kinds, rows_to_retry
-from pairsmith.pipelines.stages import RetryShardFn
+from pairsmith.pipelines.stages import RetryShardFn, run_shards
 from pairsmith.schemas.config import ConfigError, config_from
 
 
@@ -33,7 +33,7 @@ def retry(out: str, kinds_text: str | None = None) -> dict:
     with shard_progress(
         "retry", len(plan["rows"]), lambda: sum(layout.exists(marker(layout, s)) for s in plan["rows"])
     ):
-        runner.run_shards("Retry", todo, RetryShardFn(layout, cfg.download), cfg.runner)
+        run_shards("Retry", todo, RetryShardFn(layout, cfg.download), cfg.runner)
     runner.run_stages(context, runner.named("download+annotate", *(s.name for s in runner.GLOBAL_STAGES)))
     done = [read_json(marker(layout, s)) for s in plan["rows"]]
     entry = {

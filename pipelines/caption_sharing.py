@@ -45,8 +45,9 @@ def counts_per_row(element: tuple[str, list[tuple[str, int, bool]]]) -> Iterator
         yield shard, (row, images)
 
 
-def write_counts(shard: str, counts: list[tuple[int, int]], layout: Layout) -> str:
+def write_counts(element: tuple[str, list[tuple[int, int]]], layout: Layout) -> str:
     """Write `caption_shared_count` and `align_ok` completed with ALIGN's sharing rule (a side file)."""
+    shard, counts = element
     table = read_columns(layout, layout.data_shard(shard), ("align_ok",))
     shared = [None] * table.num_rows
     for row, images in counts:
@@ -57,3 +58,14 @@ def write_counts(shard: str, counts: list[tuple[int, int]], layout: Layout) -> s
         "align_ok": complete_align(table.column("align_ok"), shared_array),
     }
     return write_columns(layout, "caption_sharing", shard, columns)
+
+
+def share_captions(shards, layout: Layout):
+    """The caption-sharing graph: a Flow of data shard names -> the Flow of shards written."""
+    return (
+        shards.flat_map("CaptionRows", caption_rows, layout)
+        .group_by_key("ByCaption")
+        .flat_map("CountPerRow", counts_per_row)
+        .group_by_shard("ByShard", shards)
+        .map("Write", write_counts, layout)
+    )

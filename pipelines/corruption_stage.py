@@ -1,7 +1,7 @@
 """Corruption scoring, a global stage: `corruption_*` columns and `OUT/corruption.json`.
 
 The formula and its calibration are in `filters/corruption.py`. The dataset is never in one process:
-1. per shard (`ScoringRowsFn`): every row with image and caption embeddings goes to a random bucket
+1. per shard (`scoring_rows`): every row with image and caption embeddings goes to a random bucket
    (hash of seed and uid) with its unit vectors; each shard's histograms of `clip_score` and of the
    recaption similarity go to a global sum (CombineGlobally), which gives the percentiles;
 2. per bucket (GroupByKey): rows ordered by hash and dealt into blocks of at least K + 1; each block
@@ -15,15 +15,16 @@ dataset size. Rerunning recomputes the same values (everything is drawn from has
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pairsmith.filters import corruption as cx
+from pairsmith.filters.vectors import recaption_alt_similarity, unit_vectors
 from pairsmith.pipelines.layout import Layout, read_columns, read_parquet, write_json
 from pairsmith.pipelines.stage_columns import write_columns
 from pairsmith.schemas.config import ClipModelConfig, CorruptionConfig, ModelsConfig
@@ -34,20 +35,6 @@ METHOD = (
     "row's image with another row's caption, ranked in the same random block); the ratio is "
     "P(evidence >= t) / P(decoy evidence >= t), t the decoys' 10 % quantile; see filters/corruption.py"
 )
-
-
-def unit_vectors(column: pa.ChunkedArray | pa.Array, normalise: bool = True) -> np.ndarray:
-    """rows x dim float32 (unit) vectors from a list column; rows where it is null are NaN."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    present = ~np.asarray(array.is_null())
-    dim = int(pc.max(pc.list_value_length(array)).as_py() or 0)
-    out = np.full((len(array), dim), np.nan, np.float32)
-    if present.any():
-        flat = pc.list_flatten(array.filter(pa.array(present))).to_numpy(zero_copy_only=False)
-        out[present] = flat.astype(np.float32).reshape(-1, dim)
-        if normalise:
-            out[present] /= np.maximum(np.linalg.norm(out[present], axis=1, keepdims=True), 1e-12)
-    return out
 
 
 def count_rows(layout: Layout, shards: list[str]) -> int:
@@ -73,100 +60,110 @@ def merge_histograms(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.nda
     return total
 
 
-class ScoringRowsFn(beam.DoFn):
-    """Shard -> (bucket, member) for every row with both embeddings; its histograms on the side.
+class Member(NamedTuple):
+    """A scored row on its way to its bucket: unit vectors as float16, NaN where it has no recaption."""
 
-    A member is (order key, shard, row, image vector, text vector, clip_score, recaption similarity,
-    recaption vector or None). Recaptions (column `recaption`, when present) are embedded here with the
-    primary CLIP model's text tower, loaded only if a shard has any.
-    """
+    key: int  # order inside the bucket (hash of seed and uid)
+    shard: str
+    row: int
+    image: np.ndarray
+    text: np.ndarray
+    clip_score: float
+    recaption_similarity: float
+    recaption: np.ndarray | None
 
-    def __init__(self, layout: Layout, model: ClipModelConfig, models: ModelsConfig, seed: int, buckets: int):
-        self.layout, self.model, self.models, self.seed, self.buckets = layout, model, models, seed, buckets
-        self.embedder = None
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        if self.embedder is None:
-            from pairsmith.filters.clip_models import ClipEmbedder
-
-            self.embedder = ClipEmbedder(self.model.spec, self.models.device, self.models.precision).load()
-        return self.embedder.embed_texts(texts)
-
-    def _recaptions(self, data: pa.Table, texts: np.ndarray, rows: np.ndarray):
-        """(similarity, vector) per row in `rows`: NaN / None without a recaption."""
-        similarity = np.full(len(rows), np.nan)
-        vectors: list[np.ndarray | None] = [None] * len(rows)
-        if "recaption" not in data.column_names:
-            return similarity, vectors
-        recaptions = data.column("recaption").to_pylist()
-        given = (
-            data.column("recaption_alt_similarity").to_pylist()
-            if "recaption_alt_similarity" in data.column_names
-            else [None] * data.num_rows
-        )
-        with_text = [k for k, row in enumerate(rows.tolist()) if recaptions[row]]
-        if not with_text:
-            return similarity, vectors
-        embedded = self._embed([recaptions[rows[k]] for k in with_text])
-        for k, vector in zip(with_text, embedded, strict=True):
-            vectors[k] = vector.astype(np.float16)
-            stored = given[rows[k]]
-            similarity[k] = stored if stored is not None else float(texts[rows[k]] @ vector)
+def _recaptions(data: pa.Table, texts: np.ndarray, rows: np.ndarray, embed) -> tuple[np.ndarray, list]:
+    """(recaption_alt_similarity, recaption vector) per row in `rows`: NaN / None without a recaption;
+    the stored similarity where the shard has it, else computed from the embedded recaption."""
+    similarity = np.full(len(rows), np.nan)
+    vectors: list[np.ndarray | None] = [None] * len(rows)
+    if "recaption" not in data.column_names:
         return similarity, vectors
+    recaptions = data.column("recaption").to_pylist()
+    given = (
+        data.column("recaption_alt_similarity").to_pylist()
+        if "recaption_alt_similarity" in data.column_names
+        else [None] * data.num_rows
+    )
+    with_text = [k for k, row in enumerate(rows.tolist()) if recaptions[row]]
+    if not with_text:
+        return similarity, vectors
+    embedded = embed([recaptions[rows[k]] for k in with_text])
+    computed = recaption_alt_similarity(texts[rows[with_text]], embedded)
+    for j, (k, vector) in enumerate(zip(with_text, embedded, strict=True)):
+        vectors[k] = vector.astype(np.float16)
+        stored = given[rows[k]]
+        similarity[k] = stored if stored is not None else float(computed[j])
+    return similarity, vectors
 
-    def process(self, shard: str):
-        wanted = ("uid", "clip_score", "recaption", "recaption_alt_similarity")
-        data = read_columns(self.layout, self.layout.data_shard(shard), wanted)
-        side = read_parquet(self.layout.side_shard(f"embeddings/{self.model.alias}", shard))
-        images, texts = (
-            unit_vectors(side.column("image_embedding")),
-            unit_vectors(side.column("text_embedding")),
+
+def scoring_rows(
+    shard: str, layout: Layout, model: ClipModelConfig, models: ModelsConfig, seed: int, buckets: int
+) -> tuple[list[tuple[int, Member]], dict[str, np.ndarray]]:
+    """Shard -> ([(bucket, Member)] for every row with both embeddings, its histograms). Recaptions
+    (column `recaption`, when present) are embedded with the primary CLIP model's text tower, loaded
+    only if a shard has any."""
+    wanted = ("uid", "clip_score", "recaption", "recaption_alt_similarity")
+    data = read_columns(layout, layout.data_shard(shard), wanted)
+    side = read_parquet(layout.side_shard(f"embeddings/{model.alias}", shard))
+    images, texts = unit_vectors(side.column("image_embedding")), unit_vectors(side.column("text_embedding"))
+    scores = data.column("clip_score").to_numpy(zero_copy_only=False).astype(np.float64)
+    usable = ~np.isnan(scores)
+    if images.shape[1] and texts.shape[1]:
+        usable &= ~np.isnan(images[:, 0]) & ~np.isnan(texts[:, 0])
+    else:
+        usable[:] = False
+    rows = np.flatnonzero(usable)
+
+    def embed(captions: list[str]) -> np.ndarray:
+        from pairsmith.filters.clip_models import loaded_embedder  # torch loads only when needed
+
+        return loaded_embedder(model.spec, models.device, models.precision).embed_texts(captions)
+
+    similarity, recaptions = _recaptions(data, texts, rows, embed)
+    uids = data.column("uid").to_pylist()
+    members = []
+    for k, row in enumerate(rows.tolist()):
+        key = cx.stable_hash(seed, uids[row])
+        member = Member(
+            key,
+            shard,
+            row,
+            images[row].astype(np.float16),
+            texts[row].astype(np.float16),
+            float(scores[row]),
+            float(similarity[k]),
+            recaptions[k],
         )
-        scores = data.column("clip_score").to_numpy(zero_copy_only=False).astype(np.float64)
-        usable = ~np.isnan(scores)
-        if images.shape[1] and texts.shape[1]:
-            usable &= ~np.isnan(images[:, 0]) & ~np.isnan(texts[:, 0])
-        else:
-            usable[:] = False
-        rows = np.flatnonzero(usable)
-        recaption_similarity, recaption_vectors = self._recaptions(data, texts, rows)
-        uids = data.column("uid").to_pylist()
-        for k, row in enumerate(rows.tolist()):
-            key = cx.stable_hash(self.seed, uids[row])
-            member = (key, shard, row, images[row].astype(np.float16), texts[row].astype(np.float16))
-            member += (float(scores[row]), float(recaption_similarity[k]), recaption_vectors[k])
-            yield key % self.buckets, member
-        yield beam.pvalue.TaggedOutput(
-            "histograms",
-            {"clip": cx.histogram(scores[rows]), "recaption": cx.histogram(recaption_similarity)},
-        )
+        members.append((key % buckets, member))
+    histograms = {"clip": cx.histogram(scores[rows]), "recaption": cx.histogram(similarity)}
+    return members, histograms
 
 
-def score_bucket(element, block_size: int, histograms: dict) -> Iterator:
-    """One bucket -> (shard, (row, components...)) per member; its stats histograms on the side."""
+def score_bucket(element, block_size: int, histograms: dict) -> tuple[list, dict]:
+    """One bucket -> ([(shard, (row, components...))] per member, its stats histograms)."""
     _, members = element
-    members = sorted(members, key=lambda m: (m[0], m[1], m[2]))
+    members = sorted(members, key=lambda m: (m.key, m.shard, m.row))
     blocks = max(1, len(members) // (block_size + 1))
     parts: list[dict[str, np.ndarray]] = []
-    for b in range(blocks):
-        block = members[b::blocks]
-        yield from _score_block(block, histograms, parts)
-    yield beam.pvalue.TaggedOutput("stats", merge_histograms(parts))
+    rows = [out for b in range(blocks) for out in _score_block(members[b::blocks], histograms, parts)]
+    return rows, merge_histograms(parts)
 
 
 def _score_block(block: list, histograms: dict, parts: list) -> Iterator:
     """One block's rows -> (shard, (row, components...)); the block's histograms appended to `parts`."""
-    images = np.stack([m[3] for m in block]).astype(np.float32)
-    texts = np.stack([m[4] for m in block]).astype(np.float32)
+    images = np.stack([m.image for m in block]).astype(np.float32)
+    texts = np.stack([m.text for m in block]).astype(np.float32)
     signals = cx.block_signals(images, texts)
-    clip_pct = cx.percentiles(np.array([m[5] for m in block]), histograms.get("clip", np.zeros(1)))
+    clip_pct = cx.percentiles(np.array([m.clip_score for m in block]), histograms.get("clip", np.zeros(1)))
     decoy_pct = cx.percentiles(signals["decoy_cosine"], histograms.get("clip", np.zeros(1)))
-    recaption = np.array([m[6] for m in block])
+    recaption = np.array([m.recaption_similarity for m in block])
     recaption_pct = cx.percentiles(recaption, histograms.get("recaption", np.zeros(1)))
     decoy_recaption = np.full(len(block), np.nan)
     for i, (member, j) in enumerate(zip(block, signals["decoy_partner"].tolist(), strict=True)):
-        if member[7] is not None and j >= 0:
-            decoy_recaption[i] = float(texts[j] @ member[7].astype(np.float32))
+        if member.recaption is not None and j >= 0:
+            decoy_recaption[i] = float(recaption_alt_similarity(texts[j], member.recaption))
     decoy_recaption_pct = cx.percentiles(decoy_recaption, histograms.get("recaption", np.zeros(1)))
     observed = cx.evidence(clip_pct, signals["caption_rank"], signals["image_rank"], recaption_pct)
     decoys = cx.evidence(
@@ -185,7 +182,7 @@ def _score_block(block: list, histograms: dict, parts: list) -> Iterator:
     columns = (clip_pct, signals["caption_rank"], signals["image_rank"], recaption_pct, observed, recaption)
     for i, member in enumerate(block):
         values = tuple(None if np.isnan(c[i]) else float(c[i]) for c in columns)
-        yield member[1], (member[2], *values, cx.KINDS[int(kind[i])])
+        yield member.shard, (member.row, *values, cx.KINDS[int(kind[i])])
 
 
 def finish_stats(stats: dict[str, np.ndarray], meta: dict) -> dict:
@@ -228,8 +225,9 @@ CORRUPTION_COLUMNS = {
 }
 
 
-def write_corruption_columns(shard: str, items: list, layout: Layout, report: dict) -> str:
+def write_corruption_columns(element: tuple[str, list], layout: Layout, report: dict) -> str:
     """Write the corruption columns of one shard to a side file (nulls for rows that were not scored)."""
+    shard, items = element
     table = read_columns(layout, layout.data_shard(shard), ("clip_score",))
     n = table.num_rows
     columns: dict[str, list] = {name: [None] * n for name in CORRUPTION_COLUMNS}
@@ -255,49 +253,33 @@ def write_corruption_columns(shard: str, items: list, layout: Layout, report: di
     return write_columns(layout, "corruption", shard, arrays)
 
 
-class ScoreCorruption(beam.PTransform):
-    """Data shard names -> the same shards rewritten with the corruption columns; the report written."""
+def write_report(report: dict, path: str) -> dict:
+    """Write `OUT/corruption.json`; returns the report for the shards' columns."""
+    write_json(report, path)
+    return report
 
-    def __init__(
-        self,
-        layout: Layout,
-        cfg: CorruptionConfig,
-        model: ClipModelConfig,
-        models: ModelsConfig,
-        buckets: int,
-    ):
-        super().__init__()
-        self.layout, self.cfg, self.model, self.models, self.buckets = layout, cfg, model, models, buckets
 
-    def expand(self, shards):
-        rows = shards | "Rows" >> beam.ParDo(
-            ScoringRowsFn(self.layout, self.model, self.models, self.cfg.seed, self.buckets)
-        ).with_outputs("histograms", main="members")
-        histograms = rows.histograms | "SumHistograms" >> beam.CombineGlobally(merge_histograms)
-        scored = (
-            rows.members
-            | "ByBucket" >> beam.GroupByKey()
-            | "Blocks"
-            >> beam.FlatMap(
-                score_bucket, self.cfg.block_size, beam.pvalue.AsSingleton(histograms)
-            ).with_outputs("stats", main="rows")
-        )
-        meta = {"block_size": self.cfg.block_size, "seed": self.cfg.seed, "clip_model": self.model.spec}
-        report = (
-            scored.stats
-            | "SumStats" >> beam.CombineGlobally(merge_histograms)
-            | "Finish" >> beam.Map(finish_stats, meta)
-        )
-        _ = report | "Report" >> beam.Map(write_json, self.layout.corruption_report)
-        every_shard = shards | "EveryShard" >> beam.Map(lambda shard: (shard, None))
-        return (
-            {"rows": scored.rows, "shard": every_shard}
-            | "ByShard" >> beam.CoGroupByKey()
-            | "Rewrite"
-            >> beam.Map(
-                lambda element, report: write_corruption_columns(
-                    element[0], list(element[1]["rows"]), self.layout, report
-                ),
-                beam.pvalue.AsSingleton(report),
-            )
-        )
+def score_corruption(
+    shards, layout: Layout, cfg: CorruptionConfig, model: ClipModelConfig, models: ModelsConfig, buckets: int
+):
+    """The corruption graph: a Flow of data shard names -> the Flow of shards written (after the
+    report: every branch ends in that one Flow, which some runners need to run them all)."""
+    rows = shards.map("Rows", scoring_rows, layout, model, models, cfg.seed, buckets)
+    histograms = rows.map("Histograms", operator.itemgetter(1)).combine("SumHistograms", merge_histograms)
+    scored = (
+        rows.flat_map("Members", operator.itemgetter(0))
+        .group_by_key("ByBucket")
+        .map("Blocks", score_bucket, cfg.block_size, side=histograms)
+    )
+    meta = {"block_size": cfg.block_size, "seed": cfg.seed, "clip_model": model.spec}
+    report = (
+        scored.map("Stats", operator.itemgetter(1))
+        .combine("SumStats", merge_histograms)
+        .map("Finish", finish_stats, meta)
+        .map("Report", write_report, layout.corruption_report)
+    )
+    return (
+        scored.flat_map("ScoredRows", operator.itemgetter(0))
+        .group_by_shard("ByShard", shards)
+        .map("Write", write_corruption_columns, layout, side=report)
+    )

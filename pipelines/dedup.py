@@ -15,9 +15,9 @@ smallest uid); each shard's columns then go to a side file that finalize merges.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from typing import NamedTuple
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
@@ -32,7 +32,7 @@ from pairsmith.pipelines.dedup_keys import (
     normalise_url,
     phash_keys,
 )
-from pairsmith.pipelines.layout import Layout, read_columns, read_parquet
+from pairsmith.pipelines.layout import Layout, read_columns
 from pairsmith.pipelines.semantic_clusters import load_centroid_index, nearest_centroid, shard_embeddings
 from pairsmith.pipelines.stage_columns import write_columns
 from pairsmith.schemas.config import DedupConfig
@@ -47,30 +47,50 @@ def check_config(cfg: DedupConfig) -> None:
         nd.lsh_params(cfg.caption_jaccard, cfg.minhash_perms)
 
 
-def star(kind: str, nodes) -> Iterator[tuple[str, tuple[Node, Node]]]:
+class GroupMark(NamedTuple):
+    """Row `row` of a shard belongs to the `kind` group named `group` (its smallest uid)."""
+
+    row: int
+    kind: str
+    group: str
+
+
+class KeepMark(NamedTuple):
+    """Row `row`'s joined group keeps the row of uid `kept`; `duplicate`: this row is not it."""
+
+    row: int
+    kept: str
+    duplicate: bool
+
+
+class ClusterMark(NamedTuple):
+    """Row `row` is in SemDeDup's k-means cluster `cluster`."""
+
+    row: int
+    cluster: int
+
+
+def star(kind: str, nodes) -> list[tuple[str, tuple[Node, Node]]]:
     """Rows under one key are all duplicates of each other: edges from the smallest to the rest."""
     nodes = sorted(nodes)
-    for node in nodes[1:]:
-        yield kind, (nodes[0], node)
+    return [(kind, (nodes[0], node)) for node in nodes[1:]]
 
 
-def rep_and_star(element, kind: str) -> Iterator:
-    """For rows sharing one exact value: star edges (main output) and (value, representative) on the
-    side, so that the banding step sees each distinct value once."""
+def distinct_and_star(element, kind: str) -> tuple[list, tuple]:
+    """For rows sharing one exact value: their star edges, and (value, representative), so that the
+    banding step sees each distinct value once."""
     value, nodes = element
     nodes = sorted(nodes)
-    yield from star(kind, nodes)
-    yield beam.pvalue.TaggedOutput("distinct", (value, nodes[0]))
+    return star(kind, nodes), (value, nodes[0])
 
 
-def _verified_edges(kind: str, members, find_pairs, dtype=None) -> Iterator[tuple[str, tuple[Node, Node]]]:
+def _verified_edges(kind: str, members, find_pairs, dtype=None) -> list[tuple[str, tuple[Node, Node]]]:
     """Star edges among the (node, payload) members of one bucket that `find_pairs` pairs up."""
     members = sorted(members, key=lambda m: m[0])
     if len(members) < 2:  # most buckets: nothing to compare
-        return
+        return []
     payloads = np.array([payload for _, payload in members], dtype=dtype)
-    for edge in nd.star_edges([node for node, _ in members], find_pairs(payloads)):
-        yield kind, edge
+    return [(kind, edge) for edge in nd.star_edges([node for node, _ in members], find_pairs(payloads))]
 
 
 def image_band_keys(element, max_distance: int):
@@ -82,7 +102,7 @@ def image_band_keys(element, max_distance: int):
 def verify_image_bucket(element, max_distance: int):
     (band, _), members = element
     free = nd.FULL_64 & ~nd.band_mask(band, max_distance)
-    yield from _verified_edges(
+    return _verified_edges(
         "image", members, lambda values: nd.close_pairs(values, max_distance, free), dtype=np.uint64
     )
 
@@ -100,143 +120,136 @@ def caption_band_keys(element, bands: int, rows: int):
 
 def verify_caption_bucket(element, threshold: float):
     _, members = element
-    yield from _verified_edges("caption", members, lambda s: nd.similar_signature_pairs(s, threshold))
+    return _verified_edges("caption", members, lambda s: nd.similar_signature_pairs(s, threshold))
 
 
-class AssignClusters(beam.DoFn):
-    """Shard -> (cluster, (node, vector)) for SemDeDup, and (shard, (row, cluster)) on the side."""
-
-    def __init__(self, layout: Layout, alias: str, centroids_path: str):
-        self.layout, self.alias, self.centroids_path = layout, alias, centroids_path
-
-    def setup(self):
-        self.index = load_centroid_index(self.centroids_path)
-
-    def process(self, shard: str):
-        rows, vectors = shard_embeddings(self.layout, self.alias, shard)
-        if not len(rows):
-            return
-        clusters = nearest_centroid(self.index, vectors)
-        data = read_parquet(self.layout.data_shard(shard)).select(["uid", "clip_score"])
-        uids, scores = data.column("uid").to_pylist(), data.column("clip_score").to_pylist()
-        for row, cluster, vector in zip(rows.tolist(), clusters.tolist(), vectors, strict=True):
-            yield cluster, (make_node(uids[row], shard, row, scores[row]), vector.astype(np.float16))
-            yield beam.pvalue.TaggedOutput("clusters", (shard, ("cluster", row, cluster)))
+def assign_clusters(shard: str, layout: Layout, alias: str, centroids_path: str) -> tuple[list, list]:
+    """A shard's rows with an embedding -> ([(cluster, (node, vector))], [(shard, ClusterMark)])."""
+    rows, vectors = shard_embeddings(layout, alias, shard)
+    if not len(rows):
+        return [], []
+    clusters = nearest_centroid(load_centroid_index(centroids_path), vectors)
+    data = read_columns(layout, layout.data_shard(shard), ("uid", "clip_score"))
+    uids, scores = data.column("uid").to_pylist(), data.column("clip_score").to_pylist()
+    members, marks = [], []
+    for row, cluster, vector in zip(rows.tolist(), clusters.tolist(), vectors, strict=True):
+        members.append((cluster, (make_node(uids[row], shard, row, scores[row]), vector.astype(np.float16))))
+        marks.append((shard, ClusterMark(row, cluster)))
+    return members, marks
 
 
 def semantic_cluster_edges(element, eps: float):
     _, members = element
-    yield from _verified_edges("semantic", members, lambda v: nd.semantic_pairs(v, eps), dtype=np.float32)
+    return _verified_edges("semantic", members, lambda v: nd.semantic_pairs(v, eps), dtype=np.float32)
 
 
-def components(element) -> Iterator[tuple[str, tuple]]:
-    """All edges of one kind -> (shard, ("group", row, kind, group uid)) per row with a duplicate; the
-    joined kinds go on as (root, node) for the keep rule."""
+def components(element) -> list[tuple[str, Node, Node]]:
+    """All edges of one kind -> (kind, node, root) for every row that has a duplicate of that kind."""
     kind, edges = element
     groups = nd.UnionFind()
     for a, b in edges:
         groups.union(a, b)
-    for node, root in groups.roots().items():
-        if kind == KEEP:
-            yield beam.pvalue.TaggedOutput(KEEP, (root, node))
-        else:
-            yield node[1], ("group", node[2], kind, root[0])
+    return [(kind, node, root) for node, root in groups.roots().items()]
 
 
-def keep_one(element) -> Iterator[tuple[str, tuple]]:
+def group_marks(members: list[tuple[str, Node, Node]]) -> list[tuple[str, GroupMark]]:
+    """(shard, GroupMark) for the members of every kind but the joined one."""
+    return [(node[1], GroupMark(node[2], kind, root[0])) for kind, node, root in members if kind != KEEP]
+
+
+def joined_groups(members: list[tuple[str, Node, Node]]) -> list[tuple[tuple, Node]]:
+    """(root, node) for the members of the joined kinds, for the keep rule."""
+    return [(tuple(root), node) for kind, node, root in members if kind == KEEP]
+
+
+def keep_one(element) -> list[tuple[str, KeepMark]]:
     """One kept row per joined group: highest clip_score, then smallest uid (then position)."""
     _, nodes = element
     nodes = list(nodes)
     kept = min(nodes, key=lambda n: (-n[3], n[0], n[1], n[2]))
-    for node in nodes:
-        yield node[1], ("keep", node[2], kept[0], node != kept)
+    return [(node[1], KeepMark(node[2], kept[0], node != kept)) for node in nodes]
 
 
-class Deduplicate(beam.PTransform):
-    """Data shard names -> the same shards rewritten with the dedup columns."""
+def also_joined(edge: tuple[str, tuple], mark: tuple[str, ...]) -> list[tuple[str, tuple]]:
+    """An edge of `kind`, and again under KEEP when its kind is one of `dedup.mark`."""
+    kind, pair = edge
+    return [(kind, pair)] + ([(KEEP, pair)] if kind in mark else [])
 
-    def __init__(self, layout: Layout, cfg: DedupConfig, alias: str | None, centroids_path: str | None):
-        super().__init__()
-        self.layout, self.cfg, self.alias, self.centroids_path = layout, cfg, alias, centroids_path
 
-    def _banded(self, shards, kind, keys_fn, bands_fn, bucket_fn, prepare=lambda e: e):
-        grouped = (
-            shards
-            | f"{kind}Keys" >> beam.FlatMap(keys_fn, self.layout)
-            | f"{kind}ByValue" >> beam.GroupByKey()
-        )
-        exact = grouped | f"{kind}Same" >> beam.FlatMap(rep_and_star, kind).with_outputs(
-            "distinct", main="edges"
-        )
-        near = (
-            exact.distinct
-            | f"{kind}Prepare" >> beam.Map(prepare)
-            | f"{kind}Bands" >> beam.FlatMap(bands_fn)
-            | f"{kind}ByBand" >> beam.GroupByKey()
-            | f"{kind}Verify" >> beam.FlatMap(bucket_fn)
-        )
-        return [exact.edges, near]
+def banded_edges(keyed, kind: str, bands_fn, bucket_fn, prepare=lambda e: e) -> list:
+    """A Flow of (value, node) -> [exact-value edges, verified edges of the distinct values' band
+    buckets] (Flows of (kind, edge))."""
+    same = keyed.group_by_key(f"{kind}ByValue").map(f"{kind}Same", distinct_and_star, kind)
+    near = (
+        same.map(f"{kind}Distinct", operator.itemgetter(1))
+        .map(f"{kind}Prepare", prepare)
+        .flat_map(f"{kind}Bands", bands_fn)
+        .group_by_key(f"{kind}ByBand")
+        .flat_map(f"{kind}Verify", bucket_fn)
+    )
+    return [same.flat_map(f"{kind}Edges", operator.itemgetter(0)), near]
 
-    def expand(self, shards):
-        cfg, edges, side = self.cfg, [], []
-        if "exact" in cfg.kinds:
-            edges.append(
-                shards
-                | "ExactKeys" >> beam.FlatMap(exact_keys, self.layout)
-                | "ExactByKey" >> beam.GroupByKey()
-                | "ExactEdges" >> beam.FlatMapTuple(lambda _, nodes: star("exact", nodes))
-            )
-        if "image" in cfg.kinds:
-            k = cfg.phash_distance
-            edges += self._banded(
-                shards,
-                "image",
-                phash_keys,
-                lambda e: image_band_keys(e, k),
-                lambda e: verify_image_bucket(e, k),
-            )
-        if "caption" in cfg.kinds:
-            bands, rows = nd.lsh_params(cfg.caption_jaccard, cfg.minhash_perms)
-            edges += self._banded(
-                shards,
-                "caption",
-                caption_keys,
-                lambda e: caption_band_keys(e, bands, rows),
-                lambda e: verify_caption_bucket(e, cfg.caption_jaccard),
-                prepare=lambda e: caption_signature(e, cfg),
-            )
-        if "semantic" in cfg.kinds and self.centroids_path is not None:
-            members = shards | "AssignClusters" >> beam.ParDo(
-                AssignClusters(self.layout, self.alias, self.centroids_path)
-            ).with_outputs("clusters", main="members")
-            side.append(members.clusters)
-            edges.append(
-                members.members
-                | "ByCluster" >> beam.GroupByKey()
-                | "SemDeDup" >> beam.FlatMap(semantic_cluster_edges, cfg.semantic_eps)
-            )
-        every_edge = (
-            edges
-            | "AllEdges" >> beam.Flatten(pipeline=shards.pipeline)
-            | "AlsoJoined"
-            >> beam.FlatMapTuple(lambda kind, e: [(kind, e)] + ([(KEEP, e)] if kind in cfg.mark else []))
+
+def image_edges(keyed, max_distance: int) -> list:
+    """(pHash, node) -> edges between rows within `max_distance` bits."""
+    return banded_edges(
+        keyed,
+        "image",
+        lambda e: image_band_keys(e, max_distance),
+        lambda e: verify_image_bucket(e, max_distance),
+    )
+
+
+def caption_edges(keyed, cfg: DedupConfig, prepare=None) -> list:
+    """(caption text, node) -> edges between rows whose captions' MinHash Jaccard >= the threshold;
+    `prepare` turns (text, rep) into (rep, signature) (default: MinHash of the text's shingles)."""
+    bands, rows = nd.lsh_params(cfg.caption_jaccard, cfg.minhash_perms)
+    return banded_edges(
+        keyed,
+        "caption",
+        lambda e: caption_band_keys(e, bands, rows),
+        lambda e: verify_caption_bucket(e, cfg.caption_jaccard),
+        prepare=prepare or (lambda e: caption_signature(e, cfg)),
+    )
+
+
+def semantic_edges(members, eps: float):
+    """(cluster, (node, unit vector)) -> SemDeDup's edges inside each cluster."""
+    return members.group_by_key("ByCluster").flat_map("SemDeDup", semantic_cluster_edges, eps)
+
+
+def deduplicate(shards, layout: Layout, cfg: DedupConfig, alias: str | None, centroids_path: str | None):
+    """The dedup graph: a Flow of data shard names -> the Flow of shards whose dedup columns were
+    written (`graph.py`: run by Beam or in memory)."""
+    edges, side = [], []
+    if "exact" in cfg.kinds:
+        edges.append(
+            shards.flat_map("ExactKeys", exact_keys, layout)
+            .group_by_key("ExactByKey")
+            .flat_map("ExactEdges", lambda element: star("exact", element[1]))
         )
-        groups = (
-            every_edge
-            | "ByKind" >> beam.GroupByKey()
-            | "Components" >> beam.FlatMap(components).with_outputs(KEEP, main="groups")
+    if "image" in cfg.kinds:
+        edges += image_edges(shards.flat_map("imageKeys", phash_keys, layout), cfg.phash_distance)
+    if "caption" in cfg.kinds:
+        edges += caption_edges(shards.flat_map("captionKeys", caption_keys, layout), cfg)
+    if "semantic" in cfg.kinds and centroids_path is not None:
+        assigned = shards.map("AssignClusters", assign_clusters, layout, alias, centroids_path)
+        side.append(assigned.flat_map("ClusterMarks", operator.itemgetter(1)))
+        edges.append(
+            semantic_edges(assigned.flat_map("ClusterMembers", operator.itemgetter(0)), cfg.semantic_eps)
         )
-        kept = groups[KEEP] | "ByGroup" >> beam.GroupByKey() | "KeepOne" >> beam.FlatMap(keep_one)
-        marks = (groups.groups, kept, *side) | "AllMarks" >> beam.Flatten()
-        every_shard = shards | "EveryShard" >> beam.Map(lambda shard: (shard, None))
-        return (
-            {"marks": marks, "shard": every_shard}
-            | "ByShard" >> beam.CoGroupByKey()
-            | "Rewrite"
-            >> beam.MapTuple(
-                lambda shard, grouped: write_dedup_columns(shard, grouped["marks"], self.layout, self.cfg)
-            )
-        )
+    members = (
+        shards.flat_map("NoEdges", lambda _: [])
+        .flatten("AllEdges", *edges)
+        .flat_map("AlsoJoined", also_joined, tuple(cfg.mark))
+        .group_by_key("ByKind")
+        .map("Components", components)
+    )
+    kept = (
+        members.flat_map("JoinedGroups", joined_groups).group_by_key("ByGroup").flat_map("KeepOne", keep_one)
+    )
+    marks = members.flat_map("GroupMarks", group_marks).flatten("AllMarks", kept, *side)
+    return marks.group_by_shard("ByShard", shards).map("Write", write_dedup_columns, layout, cfg)
 
 
 def _own_group(kind: str, table: pa.Table) -> list[bool]:
@@ -253,21 +266,21 @@ def _own_group(kind: str, table: pa.Table) -> list[bool]:
     return [False] * table.num_rows  # semantic: set from the cluster marks
 
 
-def write_dedup_columns(shard: str, marks, layout: Layout, cfg: DedupConfig) -> str:
+def write_dedup_columns(element: tuple[str, list], layout: Layout, cfg: DedupConfig) -> str:
     """Write the dedup columns of one shard (a side file) from the marks the global steps sent it."""
+    shard, marks = element
     table = read_columns(layout, layout.data_shard(shard), ("uid", "url", "sha256", "phash", "caption_fixed"))
     n, uids = table.num_rows, table.column("uid").to_pylist()
     groups = {k: [None] * n for k in KINDS}
     in_group = {k: [False] * n for k in KINDS}
     cluster, kept_uid, duplicate = [None] * n, [None] * n, [False] * n
     for mark in marks:
-        if mark[0] == "group":
-            _, row, kind, group = mark
-            groups[kind][row], in_group[kind][row] = group, True
-        elif mark[0] == "keep":
-            _, row, kept_uid[row], duplicate[row] = mark
+        if isinstance(mark, GroupMark):
+            groups[mark.kind][mark.row], in_group[mark.kind][mark.row] = mark.group, True
+        elif isinstance(mark, KeepMark):
+            kept_uid[mark.row], duplicate[mark.row] = mark.kept, mark.duplicate
         else:
-            _, row, cluster[row] = mark
+            cluster[mark.row] = mark.cluster
     for kind in cfg.kinds:
         has = [c is not None for c in cluster] if kind == "semantic" else _own_group(kind, table)
         groups[kind] = [

@@ -1,8 +1,8 @@
 """Near-duplicate search without comparing all pairs: bucket by hash bands, verify inside buckets,
 join the verified pairs into groups.
 
-Plain functions over numpy arrays; `pipelines/dedup.py` runs them inside Beam (the buckets are
-GroupByKey keys) and `benchmarks/dedup_scale.py` times them.
+Plain functions over numpy arrays; `pipelines/dedup.py`'s graph calls them (the buckets are its
+group-by keys), run by Beam in a run and in memory by `benchmarks/dedup_scale.py`.
 
 - pHash (64 bits, Hamming distance <= k): multi-index hashing. Split the bits into k + 1 bands; two
   hashes within distance k agree exactly on at least one band (pigeonhole), so every such pair meets
@@ -16,7 +16,7 @@ GroupByKey keys) and `benchmarks/dedup_scale.py` times them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -181,11 +181,3 @@ def semantic_pairs(vectors: np.ndarray, eps: float, block: int = 1024) -> list[t
         keep = i < j
         pairs += zip(i[keep].tolist(), j[keep].tolist(), strict=True)
     return pairs
-
-
-def group_by_key(items: Iterable[tuple[Hashable, object]]) -> dict[Hashable, list]:
-    """What GroupByKey does, in one process (for benchmarks and tests of the functions above)."""
-    groups: dict[Hashable, list] = {}
-    for key, value in items:
-        groups.setdefault(key, []).append(value)
-    return groups

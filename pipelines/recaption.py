@@ -15,9 +15,7 @@ import hashlib
 import json
 import time
 
-import apache_beam as beam
 import pyarrow as pa
-import torch
 
 from pairsmith.captioners.annotator import Recaption, recaption_annotators
 from pairsmith.filters.base import Annotator
@@ -102,23 +100,3 @@ def build_recaptioners(cfg: RecaptionConfig, models: ModelsConfig) -> list[Annot
     primary = next(iter(clip_models(models)), None)
     clip = ClipScore(primary.alias, primary.spec, True, models.device, models.precision) if primary else None
     return recaption_annotators(models, cfg, clip)
-
-
-class RecaptionShardFn(beam.DoFn):
-    """Loads the captioner and the CLIP embedder once per worker, then recaptions shard after shard."""
-
-    def __init__(
-        self, layout: Layout, spec: str, cfg: RecaptionConfig, models: ModelsConfig, batch_size: int
-    ):
-        self.layout, self.spec, self.cfg, self.models, self.batch_size = layout, spec, cfg, models, batch_size
-        self.key = recaption_key(spec, cfg)
-
-    def setup(self):
-        if self.models.threads:
-            torch.set_num_threads(self.models.threads)
-        self.annotators = build_recaptioners(self.cfg, self.models)
-        for annotator in self.annotators:
-            annotator.setup()
-
-    def process(self, shard: str):
-        yield recaption_shard(shard, self.layout, self.annotators, self.batch_size, self.key)

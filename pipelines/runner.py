@@ -11,14 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
-
 from pairsmith.filters import build_annotators, check_models
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines.annotate import provenance
-from pairsmith.pipelines.corruption_stage import BUCKET_BLOCKS, ScoreCorruption, bucket_count, count_rows
-from pairsmith.pipelines.dedup import Deduplicate, check_config
+from pairsmith.pipelines.caption_sharing import share_captions as share_captions_graph
+from pairsmith.pipelines.corruption_stage import BUCKET_BLOCKS, bucket_count, count_rows
+from pairsmith.pipelines.corruption_stage import score_corruption as corruption_graph
+from pairsmith.pipelines.dedup import check_config, deduplicate
 from pairsmith.pipelines.finalize import stage_seconds_path, write_manifest
 from pairsmith.pipelines.ingest import list_input_files, read_input_file
 from pairsmith.pipelines.layout import Layout, read_json, write_json, write_npy
@@ -36,24 +35,12 @@ from pairsmith.pipelines.stage_columns import finish_stage, stage_done
 from pairsmith.pipelines.stages import (
     DownloadAnnotateFn,
     DownloadShardFn,
-    ForEachShard,
     IngestFileFn,
     MergeShardFn,
-    ShareCaptions,
+    run_graph,
+    run_shards,
 )
-from pairsmith.schemas.config import ConfigError, RunConfig, RunnerConfig
-
-
-def pipeline_options(runner: RunnerConfig) -> PipelineOptions:
-    return PipelineOptions([f"--runner={runner.runner}", *runner.options])
-
-
-def run_shards(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) -> None:
-    """One Beam pipeline applying `fn` to each element (spread over workers); nothing when empty."""
-    if not elements:
-        return
-    with beam.Pipeline(options=pipeline_options(runner)) as p:
-        _ = p | f"{label}Inputs" >> beam.Create(elements) | label >> ForEachShard(fn)
+from pairsmith.schemas.config import ConfigError, RunConfig
 
 
 def timed(stage: str):
@@ -168,8 +155,7 @@ def share_captions(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     """The global caption-sharing stage (once: a finished one is not redone)."""
     if stage_done(layout, "caption_sharing") or not shards:
         return
-    with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
-        _ = p | "Shards" >> beam.Create(shards) | "ShareCaptions" >> ShareCaptions(layout)
+    run_graph("CaptionSharing", shards, share_captions_graph, cfg.runner, layout)
     finish_stage(layout, "caption_sharing", shards)
 
 
@@ -186,12 +172,7 @@ def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
         if centroids is not None:
             centroids_path = layout.centroids
             write_npy(centroids, centroids_path)
-    with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
-        _ = (
-            p
-            | "Shards" >> beam.Create(shards)
-            | "Dedup" >> Deduplicate(layout, cfg.dedup, primary, centroids_path)
-        )
+    run_graph("Dedup", shards, deduplicate, cfg.runner, layout, cfg.dedup, primary, centroids_path)
     finish_stage(
         layout, "dedup", shards, semantic_clusters=None if centroids_path is None else len(centroids)
     )
@@ -208,12 +189,10 @@ def score_corruption(layout: Layout, cfg: RunConfig, shards: list[str], again: b
     models = clip_models(cfg.models)
     if models:
         buckets = bucket_count(count_rows(layout, shards), BUCKET_BLOCKS * (cfg.corruption.block_size + 1))
-        with beam.Pipeline(options=pipeline_options(cfg.runner)) as p:
-            _ = (
-                p
-                | "Shards" >> beam.Create(shards)
-                | "ScoreCorruption" >> ScoreCorruption(layout, cfg.corruption, models[0], cfg.models, buckets)
-            )
+        graph = corruption_graph
+        run_graph(
+            "Corruption", shards, graph, cfg.runner, layout, cfg.corruption, models[0], cfg.models, buckets
+        )
     finish_stage(layout, "corruption", shards, columns=bool(models))
     return read_json(layout.corruption_report) if models else None
 

@@ -8,9 +8,12 @@ the default cluster count). Assigning rows to the trained centroids then happens
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow.compute as pc
 
+from pairsmith.filters.vectors import unit
 from pairsmith.pipelines.layout import Layout, read_parquet
 
 MAX_POINTS_PER_CENTROID = 64  # faiss warns under 39; more costs time (k grows with the rows)
@@ -28,9 +31,7 @@ def shard_embeddings(layout: Layout, alias: str, shard: str) -> tuple[np.ndarray
     if not len(valid):
         return valid, np.zeros((0, 0), np.float32)
     values = pc.list_flatten(column.take(valid)).to_numpy(zero_copy_only=False)
-    vectors = values.astype(np.float32).reshape(len(valid), -1)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return valid, vectors
+    return valid, unit(values.reshape(len(valid), -1))
 
 
 def _counts(layout: Layout, alias: str, shards: list[str]) -> list[int]:
@@ -82,8 +83,9 @@ def train_centroids(
     return spherical_kmeans(np.concatenate(sample), k, seed)
 
 
+@functools.lru_cache(maxsize=2)
 def load_centroid_index(path: str):
-    """`centroid_index` over the centroids saved at `path` (any fsspec URL)."""
+    """`centroid_index` over the centroids saved at `path` (any fsspec URL), loaded once per process."""
     import fsspec
 
     with fsspec.open(path, "rb") as f:

@@ -69,7 +69,9 @@ def merge_shard(layout: Layout, shard: str) -> None:
             table = table.set_column(index, table.schema.field(index), side.column(name))
     validate_table(table)
     write_parquet(table, layout.data_shard(shard))
-    write_json({"stages": [s for s in GLOBAL_STAGES if layout.exists(done_marker(layout, s))]}, layout.merged(shard))
+    write_json(
+        {"stages": [s for s in GLOBAL_STAGES if layout.exists(done_marker(layout, s))]}, layout.merged(shard)
+    )
 
 
 def merge_pending(layout: Layout, shards: list[str]) -> int:

@@ -1,20 +1,30 @@
-"""The Beam stages. Each stage is a PTransform over shard names (or input files) whose DoFn wraps
-plain functions, skips finished shards and writes its outputs atomically, so a rerun resumes."""
+"""Every piece of Beam in pairsmith: thin adapters around the stages' plain functions.
+
+- per-shard stages: a DoFn per stage (ingest, download, download+annotate, retry, recaption, merge)
+  that loads its models once per worker (`setup`) and calls the stage's function on each element;
+  `run_shards` spreads the elements over workers (Reshuffle) in one pipeline;
+- global stages: `BeamFlow` runs a stage graph (`pipelines/graph.py`: caption sharing, dedup,
+  corruption, `corrupt`'s injection) as Beam transforms; `run_graph` makes it one pipeline.
+Every function called here skips finished shards and writes its outputs atomically, so a rerun resumes.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import apache_beam as beam
 import torch
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from pairsmith.filters import build_annotators
 from pairsmith.pipelines.annotate import annotate_shard
-from pairsmith.pipelines.caption_sharing import caption_rows, counts_per_row, write_counts
 from pairsmith.pipelines.download import download_shard
 from pairsmith.pipelines.ingest import cut_shards
 from pairsmith.pipelines.layout import Layout, write_parquet
+from pairsmith.pipelines.recaption import build_recaptioners, recaption_key, recaption_shard
 from pairsmith.pipelines.retry import retry_shard
 from pairsmith.pipelines.stage_columns import merge_shard
 from pairsmith.schemas.config import (
@@ -23,6 +33,7 @@ from pairsmith.schemas.config import (
     InputConfig,
     ModelsConfig,
     RecaptionConfig,
+    RunnerConfig,
 )
 
 
@@ -121,24 +132,70 @@ class ForEachShard(beam.PTransform):
         return pcoll | "Spread" >> beam.Reshuffle() | "Apply" >> beam.ParDo(self.fn)
 
 
-class ShareCaptions(beam.PTransform):
-    """Data shard names -> the same shards rewritten with `caption_shared_count` (a global join)."""
+class RecaptionShardFn(beam.DoFn):
+    """Loads the captioner and the CLIP embedder once per worker, then recaptions shard after shard."""
 
-    def __init__(self, layout: Layout):
-        super().__init__()
-        self.layout = layout
+    def __init__(
+        self, layout: Layout, spec: str, cfg: RecaptionConfig, models: ModelsConfig, batch_size: int
+    ):
+        self.layout, self.spec, self.cfg, self.models, self.batch_size = layout, spec, cfg, models, batch_size
+        self.key = recaption_key(spec, cfg)
 
-    def expand(self, shards):
-        counts = (
-            shards
-            | "CaptionRows" >> beam.FlatMap(caption_rows, self.layout)
-            | "ByCaption" >> beam.GroupByKey()
-            | "CountPerRow" >> beam.FlatMap(counts_per_row)
-        )
-        every_shard = shards | "EveryShard" >> beam.Map(lambda shard: (shard, None))
-        return (
-            {"counts": counts, "shard": every_shard}
-            | "ByShard" >> beam.CoGroupByKey()
-            | "Rewrite"
-            >> beam.MapTuple(lambda shard, grouped: write_counts(shard, list(grouped["counts"]), self.layout))
-        )
+    def setup(self):
+        if self.models.threads:
+            torch.set_num_threads(self.models.threads)
+        self.annotators = build_recaptioners(self.cfg, self.models)
+        for annotator in self.annotators:
+            annotator.setup()
+
+    def process(self, shard: str):
+        yield recaption_shard(shard, self.layout, self.annotators, self.batch_size, self.key)
+
+
+class BeamFlow:
+    """A Flow over a PCollection: each operation adds the Beam transform of that name."""
+
+    def __init__(self, pcoll):
+        self.pcoll = pcoll
+
+    @staticmethod
+    def _side(side: BeamFlow | None) -> tuple:
+        return () if side is None else (beam.pvalue.AsSingleton(side.pcoll),)
+
+    def map(self, label: str, fn: Callable, *args, side: BeamFlow | None = None) -> BeamFlow:
+        return BeamFlow(self.pcoll | label >> beam.Map(fn, *args, *self._side(side)))
+
+    def flat_map(self, label: str, fn: Callable, *args, side: BeamFlow | None = None) -> BeamFlow:
+        return BeamFlow(self.pcoll | label >> beam.FlatMap(fn, *args, *self._side(side)))
+
+    def group_by_key(self, label: str) -> BeamFlow:
+        return BeamFlow(self.pcoll | label >> beam.GroupByKey())
+
+    def combine(self, label: str, fn: Callable[[Iterable], Any]) -> BeamFlow:
+        return BeamFlow(self.pcoll | label >> beam.CombineGlobally(fn))
+
+    def flatten(self, label: str, *others: BeamFlow) -> BeamFlow:
+        return BeamFlow([self.pcoll, *(o.pcoll for o in others)] | label >> beam.Flatten())
+
+    def group_by_shard(self, label: str, shards: BeamFlow) -> BeamFlow:
+        every = shards.pcoll | f"{label}EveryShard" >> beam.Map(lambda shard: (shard, None))
+        joined = {"values": self.pcoll, "shard": every} | label >> beam.CoGroupByKey()
+        return BeamFlow(joined | f"{label}Values" >> beam.MapTuple(lambda s, g: (s, list(g["values"]))))
+
+
+def pipeline_options(runner: RunnerConfig) -> PipelineOptions:
+    return PipelineOptions([f"--runner={runner.runner}", *runner.options])
+
+
+def run_shards(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) -> None:
+    """One Beam pipeline applying `fn` to each element (spread over workers); nothing when empty."""
+    if not elements:
+        return
+    with beam.Pipeline(options=pipeline_options(runner)) as p:
+        _ = p | f"{label}Inputs" >> beam.Create(elements) | label >> ForEachShard(fn)
+
+
+def run_graph(label: str, shards: list[str], graph, runner: RunnerConfig, *args) -> None:
+    """One Beam pipeline running a stage graph (`graph(flow of shard names, *args)`, see `graph.py`)."""
+    with beam.Pipeline(options=pipeline_options(runner)) as p:
+        graph(BeamFlow(p | f"{label}Shards" >> beam.Create(shards)), *args)

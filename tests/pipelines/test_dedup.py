@@ -9,6 +9,7 @@ from pairsmith.flows.demo_site import LocalImageServer, write_pairs_parquet
 from pairsmith.pipelines import dedup, runner
 from pairsmith.pipelines import near_duplicates as nd
 from pairsmith.pipelines.dedup_keys import minhash_signature, normalise_url
+from pairsmith.pipelines.graph import LocalFlow
 from pairsmith.pipelines.layout import Layout, read_json
 from pairsmith.schemas.config import ConfigError, load_config
 
@@ -27,19 +28,16 @@ def test_banded_phash_search_finds_exactly_the_pairs_all_pairs_finds(distance):
     values = _planted_hashes(distance)
     truth = np.triu(np.bitwise_count(values[:, None] ^ values[None, :]) <= distance, k=1)
     want = set(zip(*(a.tolist() for a in np.nonzero(truth)), strict=True))
-    buckets = nd.group_by_key(
-        (band, i) for i, v in enumerate(values.tolist()) for band in nd.phash_bands(v, distance)
-    )
-    found = set()
-    for (band, _), members in buckets.items():
-        members = np.array(members)
-        free = nd.FULL_64 & ~nd.band_mask(band, distance)
-        found |= {
-            tuple(sorted((int(members[a]), int(members[b]))))
-            for a, b in nd.close_pairs(values[members], distance, free)
-        }
+    keyed = LocalFlow((v, (f"{i:05d}", "s", i, 0.0)) for i, v in enumerate(values.tolist()))
+    edges = [edge for flow in dedup.image_edges(keyed, distance) for _, edge in flow.items]
+    groups = nd.UnionFind()
+    for a, b in edges:
+        groups.union(a[2], b[2])
+    found = {(i, j) for i, j in want if groups.find(i) == groups.find(j)}
     assert len(want) > 10
-    assert found == want
+    assert found == want  # every close pair ends in one group (star edges join them transitively)
+    for a, b in edges:  # and every edge is a real pair within the distance
+        assert bin(int(values[a[2]]) ^ int(values[b[2]])).count("1") <= distance
 
 
 def test_groups_are_named_by_their_smallest_member_whatever_the_order():
@@ -183,3 +181,19 @@ def test_rerun_on_the_multiprocess_runner_gives_the_same_groups(deduplicated):
         "is_duplicate",
     ]
     assert before.select(columns).equals(after.select(columns))
+
+
+@pytest.mark.slow
+def test_the_dedup_graph_in_memory_writes_what_beam_wrote(deduplicated, tmp_path):
+    """The stage's one graph, run on lists (`graph.LocalFlow`) instead of Beam: the same side files."""
+    out, cfg = deduplicated
+    layout = Layout(str(out))
+    shards = layout.shards("data")
+    beam_columns = [pl.read_parquet(layout.stage_columns("dedup", s)) for s in shards]
+    for shard in shards:
+        (out / "_work" / "columns" / "dedup" / f"{shard}.parquet").unlink()
+    centroids = layout.centroids if layout.exists(layout.centroids) else None
+    written = dedup.deduplicate(LocalFlow(shards), layout, cfg.dedup, "toy", centroids).items
+    assert sorted(written) == shards
+    for shard, expected in zip(shards, beam_columns, strict=True):
+        assert pl.read_parquet(layout.stage_columns("dedup", shard)).equals(expected)
