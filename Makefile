@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: pip takes these two from this machine's disk (see README, set-up).
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e ".[dev]"
+	# dev: the tests; gcp: Dataflow's offline dry run; dask: the DaskRunner cluster test.
+	$(PY) -m pip install -q -e ".[dev,gcp,dask]"
 	# img2dataset pulls the Python 3.6 `dataclasses` backport, which shadows the standard library.
 	$(PY) -m pip uninstall -y -q dataclasses
 	touch $@

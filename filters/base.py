@@ -6,6 +6,7 @@ Beam DoFns, RunInference handlers and Prefect tasks only wrap it.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -107,18 +108,25 @@ class ImageAnnotator(Annotator):
     """An annotator that looks at each image on its own; rows without an image get None."""
 
     reads_image = True
-    thread_safe: ClassVar[bool] = True  # False: `annotate_image` runs on one thread at a time
+    thread_safe: ClassVar[bool] = True  # False: one `annotate_image` at a time in the process
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         def one(image):
             return self.annotate_image(image) if image is not None else {}
 
-        rows = batch.map(one, batch.images) if self.thread_safe else [one(i) for i in batch.images]
+        if self.thread_safe:
+            rows = batch.map(one, batch.images)
+        else:  # also when several DoFn threads share this instance (pipelines/shared_models.py)
+            with _SERIAL.setdefault(type(self), threading.Lock()):
+                rows = [one(image) for image in batch.images]
         return {f.name: [row.get(f.name) for row in rows] for f in self.fields}
 
     @abstractmethod
     def annotate_image(self, image: Image.Image) -> dict[str, Any]:
         """Field name -> value for one decoded RGB image."""
+
+
+_SERIAL: dict[type, threading.Lock] = {}
 
 
 def _as_array(values: list[Any] | pa.Array, type_: pa.DataType) -> pa.Array:

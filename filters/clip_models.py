@@ -98,13 +98,37 @@ def resolve(spec: str) -> ClipSpec:
     return parsed
 
 
+def _hub_names(filename: str) -> list[str]:
+    """A checkpoint's names on the hub, preferred first: open_clip takes a safetensors twin of a .bin
+    checkpoint when the repo has one."""
+    twins = {"open_clip_pytorch_model.bin": "open_clip_model.safetensors"}
+    return [twins.get(filename, filename.replace(".bin", ".safetensors")), filename]
+
+
+def hub_location(spec: str) -> tuple[str, list[list[str]]]:
+    """Where open_clip takes an `ARCH/TAG` or `hf-hub:` spec from: (repo, the files it needs, each
+    as its alternative names, preferred first). ModelLoadError for a spec unknown to open_clip."""
+    parsed = parse_spec(spec)
+    if parsed.model_name.startswith("hf-hub:"):
+        repo = parsed.model_name.removeprefix("hf-hub:")
+        return repo, [["open_clip_config.json"], _hub_names("open_clip_pytorch_model.bin")]
+    if parsed.model_name not in open_clip.list_models():
+        raise _fail(spec, f"unknown open_clip architecture {parsed.model_name!r}")
+    tags = open_clip.list_pretrained_tags_by_model(parsed.model_name)
+    if parsed.pretrained not in tags:
+        raise _fail(spec, f"unknown pretrained tag {parsed.pretrained!r}; known: {', '.join(tags) or 'none'}")
+    hub = open_clip.get_pretrained_cfg(parsed.model_name, parsed.pretrained).get("hf_hub", "")
+    if not hub:
+        raise _fail(spec, "no Hugging Face location known for this tag")
+    repo, filename = os.path.split(hub)
+    return repo, [_hub_names(filename or "open_clip_pytorch_model.bin")]
+
+
 def _cached_from_hub(spec: str, repo: str, filename: str) -> str:
     from huggingface_hub import hf_hub_download
 
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-    # open_clip prefers a safetensors twin of a .bin checkpoint when the repo has one
-    twins = {"open_clip_pytorch_model.bin": "open_clip_model.safetensors"}
-    names = [twins.get(filename, filename.replace(".bin", ".safetensors")), filename]
+    names = _hub_names(filename)
     last: Exception | None = None
     for name in names:
         try:
@@ -132,15 +156,9 @@ class ClipEmbedder:
         self.model = None
 
     def load(self) -> ClipEmbedder:
-        parsed = resolve(self.spec)
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                parsed.model_name, pretrained=parsed.pretrained, device=self.device
-            )
-        except Exception as exc:  # noqa: BLE001
-            raise _fail(self.spec, f"{type(exc).__name__}: {exc}") from exc
-        self.model, self.preprocess = model.eval(), preprocess
-        self.tokenizer = open_clip.get_tokenizer(parsed.model_name)
+        """Load the model (once per process and device: embedders of one spec share it)."""
+        self.model, self.preprocess, self.tokenizer = _open_clip_model(self.spec, self.device)
+        model = self.model
         self.dim = int(model.text_projection.shape[-1]) if hasattr(model, "text_projection") else None
         return self
 
@@ -170,10 +188,18 @@ class ClipEmbedder:
 
 
 @functools.lru_cache(maxsize=4)
-def loaded_embedder(spec: str, device: str = "auto", precision: str = "auto") -> ClipEmbedder:
-    """The CLIP model of `spec`, loaded once per process and shared by the stages that embed texts
-    after annotate (corruption scoring, `pairsmith corrupt`)."""
-    return ClipEmbedder(spec, device, precision).load()
+def _open_clip_model(spec: str, device: str):
+    """(model, preprocess, tokenizer) of `spec` on `device`, built once per process and shared by
+    every embedder of that spec: the annotators, the corruption stage, `corrupt`, and their threads
+    (inference does not change the model)."""
+    parsed = resolve(spec)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            parsed.model_name, pretrained=parsed.pretrained, device=device
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(spec, f"{type(exc).__name__}: {exc}") from exc
+    return model.eval(), preprocess, open_clip.get_tokenizer(parsed.model_name)
 
 
 def _normalised(features: torch.Tensor) -> np.ndarray:

@@ -29,6 +29,7 @@ SIGNALS: dict[str, str | type] = {
     "recaption": "pairsmith.captioners.annotator:Recaption",
     "caption_nouns": "pairsmith.filters.caption_nouns:CaptionNouns",
     "recaption_nouns": "pairsmith.captioners.annotator:RecaptionNouns",
+    "synthetic": "pairsmith.filters.synthetic:Synthetic",
 }
 
 # profile -> model key -> spec ("none": off). `clip` is a list: the first model is primary.
@@ -44,6 +45,7 @@ PROFILES: dict[str, dict] = {
         "clip": [ClipModelConfig(alias="toy", spec="toy")],
         "nsfw": "nudenet",
         "watermark": "toy",
+        "synthetic": "toy",
         "recaption": "toy",
     },
     "none": {"clip": []},

@@ -3,7 +3,8 @@ read allow, and what follows from their declarations (`filters.base.Annotator`):
 
 - `annotator_fields`: the annotators' record columns (`schemas.record` places them in the contract);
 - `build_annotators`: the annotators of a run, each after those whose columns it reads;
-- `check_models`: every model of a run resolved before any work (what the manifest records);
+- `check_models`: every model of a run resolved before any work (what the manifest records); an error
+  names the `pairsmith models pull` command that fetches the model;
 - `caption_annotators`: those that read the caption and never the image (`pairsmith corrupt` reruns them);
 - `signals_table`, `profiles_table`: the README's tables.
 
@@ -22,6 +23,7 @@ import pyarrow as pa
 
 from pairsmith.filters import profiles
 from pairsmith.filters.base import Annotator
+from pairsmith.filters.named_weights import pullable
 from pairsmith.schemas.config import AnnotateConfig, ModelsConfig, RecaptionConfig
 from pairsmith.schemas.errors import ModelLoadError
 from pairsmith.schemas.record import DOWNLOAD_FIELDS, IDENTITY_FIELDS
@@ -29,6 +31,7 @@ from pairsmith.schemas.record import DOWNLOAD_FIELDS, IDENTITY_FIELDS
 if TYPE_CHECKING:
     from pairsmith.filters.clip_score import ClipScore
 
+MISSING = ("not found; get it from", "is not in the Hugging Face cache")  # what pull can fix
 BASE_COLUMNS = frozenset(f.name for f in (*IDENTITY_FIELDS, *DOWNLOAD_FIELDS))  # there before annotate
 
 
@@ -169,8 +172,27 @@ def check_models(models: ModelsConfig, recaption: RecaptionConfig | None = None)
         elif why:
             ids[key] = f"not computed: {spec} {why}"
         else:
-            ids |= taker.check(run, spec)
+            try:
+                ids |= taker.check(run, spec)
+            except ModelLoadError as exc:
+                hint = _pull_hint(models, key, spec, str(exc))
+                if hint is None:
+                    raise
+                raise ModelLoadError(f"{exc}; run: {hint}") from exc
     return ids
+
+
+def _pull_hint(models: ModelsConfig, key: str, spec: Any, message: str) -> str | None:
+    """The `pairsmith models pull` command that fetches the model an error names: the profile's name
+    where the profile chose it, else the model's own; None where pull cannot fetch it (a path)."""
+    if not any(why in message for why in MISSING):
+        return None  # not a missing file (a model that reads CLIP embeddings in a run without CLIP, ...)
+    specs = [m.spec for m in spec] if isinstance(spec, list) else [spec]
+    failing = [s for s in specs if isinstance(s, str) and pullable(s) and s in message]
+    if not failing:
+        return None
+    explicit = getattr(models, key, None) if key in type(models).model_fields else None
+    return f"pairsmith models pull {models.profile if explicit is None else failing[0]}"
 
 
 def caption_only_classes() -> list[type[Annotator]]:

@@ -12,7 +12,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from pairsmith.pipelines import runner
-from pairsmith.pipelines.layout import read_json
 from pairsmith.schemas.config import RunConfig, load_config
 
 
@@ -54,11 +53,13 @@ def build_dataset(
     overrides: list[str] | None = None,
 ) -> dict:
     """Ingest -> download+annotate -> caption sharing -> dedup -> corruption -> finalize into `out`;
-    returns the manifest."""
+    returns the manifest (with Beam's `--dry_run=True`: the plan, `OUT/plan.json`)."""
     context = runner.begin(config_for(input_path, config_path, overrides), out)
     for stage in runner.STAGES:
         as_task = task(name=stage.name, retries=stage.retries, retry_delay_seconds=5, cache_policy=NONE)
         as_task(stage.run)(context)
-    manifest = read_json(context.layout.manifest)
+    manifest = runner.result(context)
+    if "pipelines" in manifest:  # a dry run: the plan, nothing ran
+        return manifest
     create_markdown_artifact(summary_markdown(out, manifest), key="pairsmith-run-summary")
     return manifest

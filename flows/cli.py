@@ -1,4 +1,5 @@
-"""The `pairsmith` command line: run, demo, stats, select, report, corrupt, rescore, recaption, retry, config."""
+"""The `pairsmith` command line: run, demo, stats, select, report, corrupt, rescore, recaption, retry, config,
+models."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import sys
 EXAMPLE_QUERY = 'pl.scan_parquet("{data}/*.parquet").filter(pl.col("status") == "success").collect()'
 
 
-def _quiet_prefect() -> None:
+def _quiet_prefect(command: str = "") -> None:
     # No telemetry from the ephemeral server, and no server-side noise in the terminal.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "WARNING")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if command != "models":  # `models pull` is the one command that fetches from the hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,6 +139,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     rescore.add_argument("out", help="a pairsmith output folder")
 
+    models = sub.add_parser(
+        "models", help="the models of every profile: where they come from, whether they are here; fetch them"
+    )
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_list = models_sub.add_parser(
+        "list", help="one line per model: here or missing, from where, kept where"
+    )
+    models_list.add_argument(
+        "profile", nargs="?", help="only this profile's models (laion, datacomp, toy, none)"
+    )
+    pull = models_sub.add_parser(
+        "pull",
+        help="fetch what a profile (or one model) needs: LAION's files from their URLs, open_clip's from the hub",
+        epilog="each downloaded file's size and sha256 go to models.lock.json in the models folder on the first "
+        "download; a later download whose bytes differ is refused",
+    )
+    pull.add_argument(
+        "target", metavar="PROFILE|NAME", help="laion, datacomp, toy, a model name or a CLIP spec"
+    )
+    pull.add_argument(
+        "--mirror",
+        metavar="BASE_URL",
+        help="fetch LAION's files from BASE_URL/PATH instead of their published hosts (or PAIRSMITH_MODELS_MIRROR)",
+    )
+    pull.add_argument(
+        "--skip-hub",
+        action="store_true",
+        help="leave out open_clip's weights (they need the Hugging Face Hub)",
+    )
+    pull.add_argument("--force", action="store_true", help="download again what is already here")
+
     config = sub.add_parser("config", help="every setting of a run, with its default and description")
     config.add_argument(
         "--defaults",
@@ -194,6 +227,13 @@ def _run(args: argparse.Namespace) -> None:
         from pairsmith.flows.retry import print_summary, retry
 
         print_summary(args.out, retry(args.out, args.kinds))
+    elif args.command == "models":
+        from pairsmith.flows import models
+
+        if args.models_command == "list":
+            print(models.list_models(args.profile))
+        else:
+            models.pull(args.target, args.mirror, args.skip_hub, args.force)
     elif args.command == "recaption":
         from pairsmith.flows.recaption import print_summary, recaption
 
@@ -280,6 +320,14 @@ def _print_estimate(ratio: float | None, out: str) -> None:
 
 
 def _print_done(out: str, manifest: dict) -> None:
+    if "pipelines" in manifest:  # a dry run
+        print(
+            f"\ndry run on {manifest['runner']}: {len(manifest['pipelines'])} pipelines translated, none submitted"
+        )
+        for pipeline in manifest["pipelines"]:
+            print(f"  {pipeline['pipeline']:<18} {len(pipeline['transforms']):>3} transforms")
+        print(f"plan:     {out}/plan.json   (input shards: {out}/_work/input)")
+        return
     counts = ", ".join(f"{k}: {v}" for k, v in manifest["rows_per_status"].items())
     print(f"\ndone: {manifest['output_rows']} rows ({counts}) in {manifest['wall_time_s']:.0f} s")
     print(f"duplicates: {manifest['duplicate_rows']} rows marked (one row of each group kept)")
@@ -292,7 +340,7 @@ def _print_done(out: str, manifest: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_prefect()
+    _quiet_prefect(args.command)
     from pairsmith.flows.logs import configure
 
     configure(args.command, args.verbose)

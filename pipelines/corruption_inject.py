@@ -137,9 +137,9 @@ def _rescore(source, target, shard, table, clip: ClipModelConfig, models: Models
     dataset = f"embeddings/{clip.alias}"
     side = read_parquet(source.side_shard(dataset, shard))
     if rows:
-        from pairsmith.filters.clip_models import loaded_embedder  # torch loads only when needed
+        from pairsmith.filters.clip_models import ClipEmbedder  # torch loads only when needed
 
-        embedder = loaded_embedder(clip.spec, models.device, models.precision)
+        embedder = ClipEmbedder(clip.spec, models.device, models.precision).load()
         captions = table.column("caption").to_pylist()
         vectors = embedder.embed_texts([captions[r] for r in rows])
         stored = unit_vectors(side.column("text_embedding"), normalise=False)  # float16 values, exact

@@ -117,9 +117,9 @@ def scoring_rows(
     rows = np.flatnonzero(usable)
 
     def embed(captions: list[str]) -> np.ndarray:
-        from pairsmith.filters.clip_models import loaded_embedder  # torch loads only when needed
+        from pairsmith.filters.clip_models import ClipEmbedder  # torch loads only when needed
 
-        return loaded_embedder(model.spec, models.device, models.precision).embed_texts(captions)
+        return ClipEmbedder(model.spec, models.device, models.precision).load().embed_texts(captions)
 
     similarity, recaptions = _recaptions(data, texts, rows, embed)
     uids = data.column("uid").to_pylist()

@@ -48,6 +48,12 @@ def _opt_outs(layout: Layout) -> dict[str, int]:
     return dict(counts)
 
 
+def _workers(layout: Layout) -> list[str]:
+    """The processes (`host:pid`) that downloaded and annotated this output's shards."""
+    logs = [layout.shard_log(s) for s in layout.shards("input")]
+    return sorted({read_json(p)["worker"] for p in logs if layout.exists(p)})
+
+
 def stage_seconds_path(layout: Layout) -> str:
     """Wall seconds of each stage in the last run that ran it (`runner.timed` writes it)."""
     return f"{layout.root.rstrip('/')}/_work/stage_seconds.json"
@@ -88,6 +94,7 @@ def write_manifest(layout: Layout, run: dict, model_ids: dict[str, str], started
         "stage_seconds": read_json(seconds) if layout.exists(seconds := stage_seconds_path(layout)) else {},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "retries": read_json(layout.retry_log)["retries"] if layout.exists(layout.retry_log) else [],
+        "workers": _workers(layout),
     }
     write_json(manifest, layout.manifest)
     return manifest

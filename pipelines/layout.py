@@ -9,6 +9,7 @@
                                       global stages' columns into it, once
     OUT/_work/columns/STAGE/SHARD.parquet  a global stage's columns, row-aligned with data/SHARD
     OUT/_work/merged/SHARD.json       finalize merged the global columns into data/SHARD
+    OUT/_work/shards/SHARD.json       download+annotate's rows, seconds and worker for the shard
     OUT/_work/dedup/centroids.npy     SemDeDup's k-means centroids (the dedup stage)
     OUT/corruption.json               estimated corruption ratio and how (the corruption stage)
     OUT/manifest.json                 counts, config hash, versions, model ids, wall time
@@ -75,6 +76,10 @@ class Layout:
     def merged_folder(self) -> str:
         return self._join("_work", "merged")
 
+    def shard_log(self, shard: str) -> str:
+        """What download+annotate did with a shard: rows, seconds of each half, the worker."""
+        return self._join("_work", "shards", f"{shard}.json")
+
     def merged(self, shard: str) -> str:
         """The marker that finalize merged the global stages' columns into `data/SHARD.parquet`."""
         return self._join("_work", "merged", f"{shard}.json")
@@ -130,6 +135,11 @@ class Layout:
     @property
     def run_file(self) -> str:
         return self._join("run.json")
+
+    @property
+    def plan(self) -> str:
+        """A dry run's plan: each stage's pipeline as translated, nothing submitted."""
+        return self._join("plan.json")
 
     @property
     def manifest(self) -> str:

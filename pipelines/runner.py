@@ -37,10 +37,13 @@ from pairsmith.pipelines.stages import (
     DownloadShardFn,
     IngestFileFn,
     MergeShardFn,
+    dry_run,
+    pipeline_options,
     run_graph,
     run_shards,
+    translated,
 )
-from pairsmith.schemas.config import ConfigError, RunConfig
+from pairsmith.schemas.config import ConfigError, RunConfig, RunnerConfig
 
 
 def timed(stage: str):
@@ -94,7 +97,8 @@ def ingest(layout: Layout, cfg: RunConfig) -> list[str]:
     if layout.exists(layout.ingest_done):
         return read_json(layout.ingest_done)["shards"]
     files = check_input(layout, cfg)
-    run_shards("Ingest", list(enumerate(files)), IngestFileFn(layout, cfg.input), cfg.runner)
+    local = RunnerConfig() if dry_run(cfg.runner) else cfg.runner  # a dry run still needs the shards
+    run_shards("Ingest", list(enumerate(files)), IngestFileFn(layout, cfg.input), local)
     shards = layout.shards("input")
     write_json({"files": files, "shards": shards}, layout.ingest_done)
     return shards
@@ -156,7 +160,8 @@ def share_captions(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     if stage_done(layout, "caption_sharing") or not shards:
         return
     run_graph("CaptionSharing", shards, share_captions_graph, cfg.runner, layout)
-    finish_stage(layout, "caption_sharing", shards)
+    if not dry_run(cfg.runner):
+        finish_stage(layout, "caption_sharing", shards)
 
 
 @timed("dedup")
@@ -166,13 +171,17 @@ def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     if stage_done(layout, "dedup") or not shards:
         return
     primary = clip_models(cfg.models)[0].alias if clip_models(cfg.models) else None
-    centroids_path = None
-    if "semantic" in cfg.dedup.kinds and primary is not None:
+    centroids_path, centroids = None, []
+    if "semantic" in cfg.dedup.kinds and primary is not None and dry_run(cfg.runner):
+        centroids_path = layout.centroids  # a dry run trains nothing: the path the workers would read
+    elif "semantic" in cfg.dedup.kinds and primary is not None:
         centroids = train_centroids(layout, primary, shards, cfg.dedup.semantic_clusters, cfg.dedup.seed)
         if centroids is not None:
             centroids_path = layout.centroids
             write_npy(centroids, centroids_path)
     run_graph("Dedup", shards, deduplicate, cfg.runner, layout, cfg.dedup, primary, centroids_path)
+    if dry_run(cfg.runner):
+        return
     finish_stage(
         layout, "dedup", shards, semantic_clusters=None if centroids_path is None else len(centroids)
     )
@@ -188,26 +197,51 @@ def score_corruption(layout: Layout, cfg: RunConfig, shards: list[str], again: b
         return read_json(layout.corruption_report) if layout.exists(layout.corruption_report) else None
     models = clip_models(cfg.models)
     if models:
-        buckets = bucket_count(count_rows(layout, shards), BUCKET_BLOCKS * (cfg.corruption.block_size + 1))
+        rows = (
+            sum(input_rows(layout, s)[0] for s in shards)
+            if dry_run(cfg.runner)
+            else count_rows(layout, shards)
+        )
+        buckets = bucket_count(rows, BUCKET_BLOCKS * (cfg.corruption.block_size + 1))
         graph = corruption_graph
         run_graph(
             "Corruption", shards, graph, cfg.runner, layout, cfg.corruption, models[0], cfg.models, buckets
         )
+    if dry_run(cfg.runner):
+        return None
     finish_stage(layout, "corruption", shards, columns=bool(models))
     return read_json(layout.corruption_report) if models else None
 
 
+@timed("merge")
 def merge(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     """Merge the global stages' columns into each data shard not merged since they changed."""
     pending = [s for s in shards if not layout.exists(layout.merged(s))]
     run_shards("Merge", pending, MergeShardFn(layout), cfg.runner)
 
 
+def write_plan(layout: Layout, cfg: RunConfig, shards: list[str]) -> dict:
+    """A dry run's result, `OUT/plan.json`: the runner, its options and each stage's pipeline as
+    translated (its top-level transforms); nothing was submitted."""
+    plan = {
+        "runner": cfg.runner.runner,
+        "options": pipeline_options(cfg.runner).get_all_options(drop_default=True),
+        "shards": len(shards),
+        "ingest": "ran here on DirectRunner, to know the shards (OUT/_work/input)",
+        "pipelines": list(translated),
+    }
+    write_json(plan, layout.plan)
+    return plan
+
+
 def finalize(layout: Layout, cfg: RunConfig, run: dict, started: float) -> dict:
     """Merge the global stages' columns into every data shard not merged yet (one write each,
-    validated), check every data shard's footer and row count, then write the manifest."""
+    validated), check every data shard's footer and row count, then write the manifest (a dry run:
+    the plan)."""
     shards = layout.shards("input")
     merge(layout, cfg, shards)
+    if dry_run(cfg.runner):
+        return write_plan(layout, cfg, shards)
     damaged = damaged_data(layout, shards, None, [])
     if damaged:
         raise OutputError(
@@ -278,8 +312,13 @@ def run_stages(context: Context, stages: tuple[Stage, ...] = STAGES) -> None:
         stage.run(context)
 
 
+def result(context: Context) -> dict:
+    """What a finished run wrote: its manifest, or for a dry run its plan."""
+    return read_json(context.layout.plan if dry_run(context.cfg.runner) else context.layout.manifest)
+
+
 def run_all(cfg: RunConfig, out: str) -> dict:
-    """Every stage of a run, in order; returns the manifest."""
+    """Every stage of a run, in order; returns the manifest (a dry run: the plan)."""
     context = begin(cfg, out)
     run_stages(context)
-    return read_json(context.layout.manifest)
+    return result(context)

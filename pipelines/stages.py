@@ -1,7 +1,8 @@
 """Every piece of Beam in pairsmith: thin adapters around the stages' plain functions.
 
 - per-shard stages: a DoFn per stage (ingest, download, download+annotate, retry, recaption, merge)
-  that loads its models once per worker (`setup`) and calls the stage's function on each element;
+  that loads its models once per worker process (`setup`, through `shared_models`) and calls the
+  stage's function on each element;
   `run_shards` spreads the elements over workers (Reshuffle) in one pipeline;
 - global stages: `BeamFlow` runs a stage graph (`pipelines/graph.py`: caption sharing, dedup,
   corruption, `corrupt`'s injection) as Beam transforms; `run_graph` makes it one pipeline.
@@ -11,21 +12,24 @@ Every function called here skips finished shards and writes its outputs atomical
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import apache_beam as beam
 import torch
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
 from pairsmith.filters import build_annotators
 from pairsmith.pipelines.annotate import annotate_shard
 from pairsmith.pipelines.download import download_shard
 from pairsmith.pipelines.ingest import cut_shards
-from pairsmith.pipelines.layout import Layout, write_parquet
+from pairsmith.pipelines.layout import Layout, write_json, write_parquet
 from pairsmith.pipelines.recaption import build_recaptioners, recaption_key, recaption_shard
 from pairsmith.pipelines.retry import retry_shard
+from pairsmith.pipelines.shared_models import shared
 from pairsmith.pipelines.stage_columns import merge_shard
 from pairsmith.schemas.config import (
     AnnotateConfig,
@@ -69,6 +73,22 @@ class RetryShardFn(beam.DoFn):
         yield retry_shard(self.layout, shard, rows, self.cfg)
 
 
+def worker_name() -> str:
+    """Which process did the work: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _set_up(annotators: list) -> list:
+    """The annotators with their models loaded (`setup`)."""
+    for annotator in annotators:
+        annotator.setup()
+    return annotators
+
+
+def _json(*configs) -> str:
+    return "|".join(c.model_dump_json() if c is not None else "-" for c in configs)
+
+
 class DownloadAnnotateFn(beam.DoFn):
     """A group of shards -> each one downloaded, then annotated. The next shard downloads in a
     background thread while the current one is annotated, so the network overlaps decoding and
@@ -89,20 +109,30 @@ class DownloadAnnotateFn(beam.DoFn):
     def setup(self):
         if self.models.threads:
             torch.set_num_threads(self.models.threads)
-        self.annotators = build_annotators(self.models, self.cfg, self.recaption)
-        for annotator in self.annotators:
-            annotator.setup()
+        key = "annotators:" + _json(self.models, self.cfg, self.recaption)
+        self.annotators = shared(
+            key, lambda: _set_up(build_annotators(self.models, self.cfg, self.recaption))
+        )
         self.pool = ThreadPoolExecutor(self.cfg.threads or os.cpu_count(), thread_name_prefix="images")
+
+    def _download(self, shard: str) -> float:
+        began = time.perf_counter()
+        download_shard(shard, self.layout, self.download)
+        return time.perf_counter() - began
 
     def process(self, shards: list[str]):
         fetcher = ThreadPoolExecutor(1, thread_name_prefix="download")
         try:
-            downloads = [fetcher.submit(download_shard, s, self.layout, self.download) for s in shards]
+            downloads = [fetcher.submit(self._download, s) for s in shards]
             for shard, download in zip(shards, downloads, strict=True):
-                download.result()
-                yield annotate_shard(
+                download_s, began = download.result(), time.perf_counter()
+                done = annotate_shard(
                     shard, self.layout, self.annotators, self.cfg.batch_size, self.provenance, self.pool
                 )
+                if not done.get("skipped"):
+                    seconds = {"download_s": download_s, "annotate_s": time.perf_counter() - began}
+                    write_json(done | seconds | {"worker": worker_name()}, self.layout.shard_log(shard))
+                yield shard
         finally:
             fetcher.shutdown(cancel_futures=True)
 
@@ -144,9 +174,8 @@ class RecaptionShardFn(beam.DoFn):
     def setup(self):
         if self.models.threads:
             torch.set_num_threads(self.models.threads)
-        self.annotators = build_recaptioners(self.cfg, self.models)
-        for annotator in self.annotators:
-            annotator.setup()
+        key = "recaptioners:" + _json(self.cfg, self.models)
+        self.annotators = shared(key, lambda: _set_up(build_recaptioners(self.cfg, self.models)))
 
     def process(self, shard: str):
         yield recaption_shard(shard, self.layout, self.annotators, self.batch_size, self.key)
@@ -183,19 +212,54 @@ class BeamFlow:
         return BeamFlow(joined | f"{label}Values" >> beam.MapTuple(lambda s, g: (s, list(g["values"]))))
 
 
+# Runners Beam ships but does not resolve by short name.
+RUNNER_PATHS = {"daskrunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
+
 def pipeline_options(runner: RunnerConfig) -> PipelineOptions:
-    return PipelineOptions([f"--runner={runner.runner}", *runner.options])
+    """Beam's options from `runner`: its options verbatim, the runner by short name or path. On Dask,
+    one bag partition per element unless the options say otherwise (shards spread over workers); a
+    dry run looks for no credentials."""
+    name = runner.runner.lower()
+    path = RUNNER_PATHS.get(name, RUNNER_PATHS.get(f"{name}runner", runner.runner))
+    options = list(runner.options)
+    if path.endswith(".DaskRunner") and not any(
+        o.startswith(("--dask_npartitions", "--dask_partition_size")) for o in options
+    ):
+        options.append("--dask_partition_size=1")
+    parsed = PipelineOptions([f"--runner={path}", *options])
+    if parsed.view_as(TestOptions).dry_run and "--no_auth" not in " ".join(options):
+        options.append("--no_auth")  # translating needs no credentials (and no network to look for them)
+    return PipelineOptions([f"--runner={path}", *options])
+
+
+translated: list[dict] = []  # dry runs: each pipeline this process translated (finalize writes them)
+
+
+def dry_run(runner: RunnerConfig) -> bool:
+    """Whether `runner` only translates pipelines (Beam's `--dry_run=True`, e.g. on Dataflow)."""
+    return pipeline_options(runner).view_as(TestOptions).dry_run
+
+
+def _run(label: str, runner: RunnerConfig, build: Callable[[beam.Pipeline], object]) -> None:
+    """Build one pipeline and run it (a dry run translates it and records its transforms)."""
+    options = pipeline_options(runner)
+    with beam.Pipeline(options=options) as pipeline:
+        build(pipeline)
+    if options.view_as(TestOptions).dry_run:
+        transforms = pipeline.to_runner_api().components.transforms.values()
+        top = [t.unique_name for t in transforms if t.unique_name and "/" not in t.unique_name]
+        translated.append({"pipeline": label, "transforms": top})
 
 
 def run_shards(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) -> None:
     """One Beam pipeline applying `fn` to each element (spread over workers); nothing when empty."""
-    if not elements:
-        return
-    with beam.Pipeline(options=pipeline_options(runner)) as p:
-        _ = p | f"{label}Inputs" >> beam.Create(elements) | label >> ForEachShard(fn)
+    if elements:
+        _run(
+            label, runner, lambda p: p | f"{label}Inputs" >> beam.Create(elements) | label >> ForEachShard(fn)
+        )
 
 
 def run_graph(label: str, shards: list[str], graph, runner: RunnerConfig, *args) -> None:
     """One Beam pipeline running a stage graph (`graph(flow of shard names, *args)`, see `graph.py`)."""
-    with beam.Pipeline(options=pipeline_options(runner)) as p:
-        graph(BeamFlow(p | f"{label}Shards" >> beam.Create(shards)), *args)
+    _run(label, runner, lambda p: graph(BeamFlow(p | f"{label}Shards" >> beam.Create(shards)), *args))

@@ -145,6 +145,16 @@ class ModelsConfig(_Strict):
     aesthetic: str | None = Field(
         None, description="laion-aesthetic-l14 (or a path; needs a ViT-L-14 CLIP) or none."
     )
+    synthetic: str | None = Field(
+        None,
+        description="AI-generated-image detector (`synthetic_score`): toy, a Hugging Face image-classification "
+        "repo id (from the cache) or a local folder written by save_pretrained, or none.",
+    )
+    synthetic_label: str | None = Field(
+        None,
+        description="The label of models.synthetic that means generated; None: the one label with the word "
+        "fake, ai, synthetic or artificial in its name.",
+    )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto", description="auto: fp16 autocast on GPU."

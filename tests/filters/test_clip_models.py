@@ -56,4 +56,5 @@ def test_profiles_are_checked_before_any_work(monkeypatch):
         "watermark": "none",
         "aesthetic": "none",
         "recaption": "none",
+        "synthetic": "none",
     }

@@ -65,7 +65,9 @@ def test_clip_embedding_head_loads_a_state_dict_of_any_depth(tmp_path):
 def test_missing_named_weights_say_where_to_get_them(monkeypatch, tmp_path):
     monkeypatch.setenv("PAIRSMITH_MODELS", str(tmp_path))
     with pytest.raises(
-        ModelLoadError, match="watermark_model_v1.pt not found; get it from LAION-AI/watermark-detection"
+        ModelLoadError,
+        match="watermark_model_v1.pt not found; get it from LAION-AI/LAION-5B-WatermarkDetection release 1.0 "
+        r".*; run: pairsmith models pull laion-watermark$",
     ):
         check_models(load_config(None, ["models.profile=toy", "models.watermark=laion-watermark"]).models)
 

@@ -33,8 +33,8 @@ def test_demo_runs_end_to_end_and_its_output_passes_the_schema(tmp_path):
         validate_table(pq.read_table(path))
     manifest = json.loads((out / "dataset" / "manifest.json").read_text())
     assert manifest["input_rows"] == manifest["output_rows"] == len(pairs)
-    stages = {"ingest", "download", "annotate", "caption_sharing", "dedup", "corruption"}
-    assert set(manifest["stage_seconds"]) == stages and manifest["stage_seconds"]["annotate"] > 0
+    stages = {"ingest", "download+annotate", "caption_sharing", "dedup", "corruption", "merge"}
+    assert set(manifest["stage_seconds"]) == stages and manifest["stage_seconds"]["download+annotate"] > 0
     # the demo ends by writing the report and printing its path
     assert (out / "dataset" / "report.html").exists()
     assert done.stdout.strip().splitlines()[-1].startswith(f"report:   {out}/dataset/report.html")
