@@ -36,8 +36,9 @@ def demo_images() -> tuple[list[Image.Image], list[str]]:
     return images, captions
 
 
-def time_annotators(annotators, images, captions, batch_size: int) -> dict[str, float]:
-    """Seconds per annotator (by class name) over `images` in batches, and the whole pass (`total`)."""
+def time_annotators(annotators, images, captions, batch_size: int, pool=None) -> dict[str, float]:
+    """Seconds per annotator (by class name) over `images` in batches, and the whole pass (`total`);
+    `pool`: the batch's threads for per-image work (the annotate stage's `annotate.threads`)."""
     cost = {type(a).__name__: 0.0 for a in annotators}
     started = time.perf_counter()
     for start in range(0, len(images), batch_size):
@@ -46,6 +47,7 @@ def time_annotators(annotators, images, captions, batch_size: int) -> dict[str, 
             {"caption": captions[start:stop], "original_width": [im.width for im in images[start:stop]],
              "original_height": [im.height for im in images[start:stop]], "image_bytes": [10_000] * (stop - start)},
             images[start:stop],
+            pool,
         )  # fmt: skip
         for annotator in annotators:
             t = time.perf_counter()

@@ -15,6 +15,7 @@ CPU seconds are shown beside wall seconds because they suffer less when other wo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -26,15 +27,16 @@ import numpy as np
 from pairsmith.pipelines import dedup
 from pairsmith.pipelines.graph import LocalFlow
 from pairsmith.pipelines.semantic_clusters import (
-    MAX_POINTS_PER_CENTROID,
     centroid_index,
     cluster_count,
     nearest_centroid,
+    sample_size,
     spherical_kmeans,
 )
 from pairsmith.schemas.config import DedupConfig
 
 PHASH_DISTANCE, JACCARD, PERMS, EPS = DedupConfig().phash_distance, 0.7, 128, 0.03
+MAX_RATIO = 12  # t(1M) / t(100k): 10 is linear; every kind must stay near it
 
 
 def _with_copies(base: np.ndarray, rng: np.random.Generator, near) -> np.ndarray:
@@ -95,18 +97,31 @@ def banded(kind: str, data: np.ndarray) -> list:
     return [edge for flow in flows for edge in flow.items]
 
 
-def semantic(data: np.ndarray) -> list:
-    """SemDeDup: k-means on a sample, nearest centroid per row, pairs inside each cluster."""
+@contextlib.contextmanager
+def _phase(phases: dict, name: str):
+    """Adds the block's [wall, CPU] seconds to phases[name]."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    yield
+    phases[name] = [round(time.perf_counter() - started, 2), round(time.process_time() - cpu_started, 2)]
+
+
+def semantic(data: np.ndarray, phases: dict) -> list:
+    """SemDeDup: k-means on a sample, nearest centroid per row, pairs inside each cluster; each
+    phase's [wall, CPU] seconds go to `phases`."""
     k = cluster_count(0, len(data))
-    sample = data[
-        np.random.default_rng(0).choice(len(data), min(len(data), k * MAX_POINTS_PER_CENTROID), replace=False)
-    ]
-    index = centroid_index(spherical_kmeans(sample, k, seed=0))
-    clusters = np.concatenate(
-        [nearest_centroid(index, data[s : s + 65536]) for s in range(0, len(data), 65536)]
-    )
-    members = LocalFlow((c, (_node(i), data[i])) for i, c in enumerate(clusters.tolist()))
-    return dedup.semantic_edges(members, EPS).items
+    phases["clusters"] = k
+    with _phase(phases, "k-means"):
+        sample = data[np.random.default_rng(0).choice(len(data), sample_size(k, len(data)), replace=False)]
+        centroids = spherical_kmeans(sample, k, seed=0)
+    with _phase(phases, "assign"):
+        index = centroid_index(centroids)
+        clusters = np.concatenate(
+            [nearest_centroid(index, data[s : s + 65536]) for s in range(0, len(data), 65536)]
+        )
+    with _phase(phases, "search"):
+        members = LocalFlow((c, (_node(i), data[i])) for i, c in enumerate(clusters.tolist()))
+        edges = dedup.semantic_edges(members, EPS).items
+    return edges
 
 
 def naive(kind: str, data: np.ndarray) -> int:
@@ -173,9 +188,10 @@ def run_one(kind: str, n: int, method: str) -> dict:
     def work() -> dict:
         if method == "naive":
             return {"pairs": naive(kind, data)}
-        edges = semantic(data) if kind == "semantic" else banded(kind, data)
+        phases = {}
+        edges = semantic(data, phases) if kind == "semantic" else banded(kind, data)
         marks = list(dedup.components((kind, [edge for _, edge in edges])))
-        return {"rows_in_groups": len(marks), "groups": len({m[1][3] for m in marks})}
+        return {"rows_in_groups": len(marks), "groups": len({m[2] for m in marks})} | phases
 
     result, timing = _timed(work)
     return {"kind": kind, "n": n, "method": method, "input_mb": data.nbytes / 2**20} | timing | result
@@ -189,6 +205,9 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=10000, help="rows for the all-pairs contrast")
     parser.add_argument("--kinds", default="image,caption,semantic")
     parser.add_argument("--no-kmeans", action="store_true", help="skip timing k-means alone")
+    parser.add_argument(
+        "--max-ratio", type=float, default=MAX_RATIO, help="t(largest) / t(smallest) a kind must stay under"
+    )
     parser.add_argument("--one", nargs=3, metavar=("KIND", "N", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -231,9 +250,11 @@ def main() -> None:
                 times[(sizes[-1], "banded")],
                 times[(sizes[0], "banded")],
             )
+            wall, cpu = wall_big / wall_small, cpu_big / cpu_small
+            verdict = "PASS" if max(wall, cpu) <= args.max_ratio else "FAIL"
             print(
-                f"| {kind} | t({sizes[-1]:,}) / t({sizes[0]:,}) | | **{wall_big / wall_small:.1f}** | "
-                f"**{cpu_big / cpu_small:.1f}** | | | |",
+                f"| {kind} | t({sizes[-1]:,}) / t({sizes[0]:,}) | | **{wall:.1f}** | **{cpu:.1f}** | | | "
+                f"{verdict}: wall and CPU ratios <= {args.max_ratio:g} |",
                 flush=True,
             )
 

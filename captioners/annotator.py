@@ -117,12 +117,19 @@ def recaption_annotators(
     models: ModelsConfig, recaption: RecaptionConfig | None, primary_clip: ClipScore | None = None
 ) -> list[Annotator]:
     """What `pairsmith recaption` runs: `CaptionNouns` always; `Recaption` and `RecaptionNouns` when a
-    captioner is configured. `primary_clip` is the run's first `ClipScore` (or None without CLIP)."""
+    captioner is configured, and `GroundRecaption` when grounding is on too (`clip` grounding only with
+    a CLIP model). `primary_clip` is the run's first `ClipScore` (or None without CLIP)."""
+    from pairsmith.captioners.grounding import GroundRecaption, grounding_spec
+
     cfg = recaption if recaption is not None else RecaptionConfig()
     spec = captioner_spec(models, cfg)
     if spec is None:
         return [CaptionNouns()]
-    return [CaptionNouns(), Recaption.judged_by(spec, cfg, primary_clip), RecaptionNouns()]
+    out = [CaptionNouns(), Recaption.judged_by(spec, cfg, primary_clip), RecaptionNouns()]
+    grounding = grounding_spec(models, cfg)
+    if grounding is not None and (grounding != "clip" or primary_clip is not None):
+        out.append(GroundRecaption.for_spec(grounding, cfg, primary_clip, models.device))
+    return out
 
 
 class Recaption(Annotator):

@@ -30,7 +30,8 @@ import torch
 from PIL import Image
 
 from pairsmith.captioners.base import Captioner
-from pairsmith.filters.clip_models import ModelLoadError, pick_device
+from pairsmith.filters.devices import is_cuda, resolve_device
+from pairsmith.schemas.errors import ModelLoadError
 
 TOY_CAPTIONER = Path(__file__).resolve().parent / "toy_captioner"
 HOW_TO_GET = (
@@ -99,9 +100,10 @@ class Generation:
 
 
 def torch_dtype(dtype: str, device: str) -> torch.dtype:
-    """auto: float32 on the CPU, bfloat16 on a GPU that has it, else float16."""
+    """auto: float32 on the CPU, bfloat16 on a GPU that has it, else float16 (the weights themselves:
+    generation runs in that dtype, as VLMs are released and served)."""
     if dtype == "auto":
-        if not device.startswith("cuda"):
+        if not is_cuda(device):
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
@@ -159,7 +161,7 @@ class TransformersCaptioner(Captioner):
         super().__init__(template)
         self.spec, self.model_id = spec, spec
         self.generation = generation or Generation()
-        self.batch_size, self.device = batch_size, pick_device(device)
+        self.batch_size, self.device = batch_size, resolve_device(device)
         self.dtype = torch_dtype(dtype, self.device)
         self.prompt_mode, self.trust_remote_code = prompt_mode, trust_remote_code
         self.image_short_side = image_short_side

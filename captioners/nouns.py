@@ -237,3 +237,64 @@ def nouns(text: str | None) -> list[str]:
     if not text:
         return []
     return [t for t, is_noun in zip(WORD.findall(text), tag_nouns(text), strict=True) if is_noun]
+
+
+NUMBERS = _word_set(
+    """
+    two three four five six seven eight nine ten eleven twelve twenty several many few
+    """
+)
+# Nouns that name the picture, a place in it or a generic thing, not an object a detector can find:
+# their phrases are not checked against the image (`noun_phrases(..., objects_only=True)`).
+NOT_OBJECTS = _word_set(
+    """
+    picture pictures image images photo photos photograph photographs scene scenes view views style
+    background backgrounds foreground setting atmosphere composition frame left right top bottom front
+    back side sides middle center centre corner corners edge edges distance shape shapes object objects
+    thing things item items detail details color colors colour colours type kind sort part parts
+    """
+)
+
+
+def _modifier(token: str, sentence_start: bool) -> bool:
+    """A word that may stand before the noun of a phrase: an adjective, a number, a noun-like word."""
+    if token.lower() in NUMBERS:
+        return True
+    return bool(_candidates(token, sentence_start) & {"ADJ", "NUM", "NOUN", "PROPN"})
+
+
+def noun_phrases(text: str | None, objects_only: bool = False) -> list[str]:
+    """The noun phrases of `text`, as written, each once (first occurrence order): a run of modifiers
+    (words that can be adjectives, numbers, or nouns used as modifiers) ending in a noun, with the
+    determiner just before it (`a small red circle`, `the coffee cup`, `two dogs`). `objects_only`
+    leaves out phrases whose last noun names the picture or a place in it (`NOT_OBJECTS`: `a striped
+    background`, `the left`), which no detector can ground."""
+    if not text:
+        return []
+    tokens = TOKEN.findall(text)
+    tags = iter(tag_nouns(text))
+    is_noun = [next(tags) if t[0].isalnum() else False for t in tokens]
+    starts = [i == 0 or tokens[i - 1] in ".!?" for i in range(len(tokens))]
+    phrases: list[str] = []
+    i = 0
+    while i < len(tokens):
+        if not tokens[i][0].isalnum():
+            i += 1
+            continue
+        # a phrase: modifiers then nouns; its end is the last noun of the run
+        j, last_noun = i, None
+        while j < len(tokens) and tokens[j][0].isalnum():
+            if is_noun[j]:
+                last_noun = j
+            elif last_noun is not None or not _modifier(tokens[j], starts[j]):
+                break
+            j += 1
+        if last_noun is None:
+            i = max(j, i + 1)
+            continue
+        begin = i - 1 if i and tokens[i - 1].lower() in DETERMINERS | NUMBERS else i
+        phrase = " ".join(tokens[begin : last_noun + 1])
+        if phrase not in phrases and not (objects_only and tokens[last_noun].lower() in NOT_OBJECTS):
+            phrases.append(phrase)
+        i = last_noun + 1
+    return phrases

@@ -1,6 +1,10 @@
 """The published per-pair rules of LAION-5B, DataComp (basic filter) and ALIGN, as flags.
 
 Numbers from ../shared/ANCHORS.md. A flag is None when a rule needs an image the row does not have.
+DataComp's flag is computed as DataComp's own code does (`baselines/apply_filter.py`,
+`load_uids_with_basic_filter_helper`): fastText's language (`lang_fasttext`), `len(text.split()) > 2`
+and `len(text) > 5` on the raw caption (not stripped), and the original width and height with aspect
+`max(w, h) / min(w, h) <= 3.0`.
 ALIGN's last rule (a caption shared by at most 10 images) needs the whole dataset: the caption-sharing
 stage applies it with `complete_align`.
 """
@@ -34,6 +38,19 @@ def complete_align(align_ok: pa.Array | pa.ChunkedArray, shared: pa.Array) -> pa
     return pc.and_kleene(align_ok, within)
 
 
+def datacomp_basic(caption: str | None, lang_fasttext: str | None, width: int, height: int) -> bool:
+    """DataComp's basic filter on one row, as its code computes it (raw caption, original size)."""
+    text = caption or ""
+    short, long = min(width, height), max(width, height)
+    return (
+        lang_fasttext == "en"
+        and len(text.split()) > DATACOMP_MIN_WORDS_EXCLUSIVE
+        and len(text) > DATACOMP_MIN_CHARS_EXCLUSIVE
+        and short >= DATACOMP_MIN_SIDE
+        and long / short <= DATACOMP_MAX_ASPECT
+    )
+
+
 class BasicRules(Annotator):
     """Flags, never drops."""
 
@@ -48,7 +65,9 @@ class BasicRules(Annotator):
             "datacomp_basic_ok",
             pa.bool_(),
             "rules",
-            "DataComp basic filter: English, > 2 words, > 5 chars, short side >= 200 px, aspect ratio <= 3.",
+            "DataComp basic filter, counted as DataComp's code does: fastText says English (`lang_fasttext`), "
+            "> 2 words (`str.split()`) and > 5 characters of the raw caption, original short side >= 200 px, "
+            "original long side / short side <= 3.",
         ),
         column(
             "align_ok",
@@ -59,9 +78,10 @@ class BasicRules(Annotator):
         ),
     )
     needs = (
+        "caption",
         "caption_chars",
         "caption_words",
-        "lang",
+        "lang_fasttext",
         "original_width",
         "original_height",
         "aspect_ratio",
@@ -71,20 +91,14 @@ class BasicRules(Annotator):
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {f.name: [] for f in self.fields}
         rows = zip(*(batch.column(name) for name in self.needs), strict=True)
-        for chars, words, lang, w, h, aspect, nbytes in rows:
+        for caption, chars, words, lang_fasttext, w, h, aspect, nbytes in rows:
             has_image = w is not None and h is not None and nbytes is not None
             side = min(w, h) if has_image else None
             out["laion_basic_ok"].append(
                 chars >= LAION_MIN_CAPTION_CHARS and nbytes >= LAION_MIN_IMAGE_BYTES if has_image else None
             )
             out["datacomp_basic_ok"].append(
-                lang == "en"
-                and words > DATACOMP_MIN_WORDS_EXCLUSIVE
-                and chars > DATACOMP_MIN_CHARS_EXCLUSIVE
-                and side >= DATACOMP_MIN_SIDE
-                and aspect <= DATACOMP_MAX_ASPECT
-                if has_image
-                else None
+                datacomp_basic(caption, lang_fasttext, w, h) if has_image else None
             )
             out["align_ok"].append(
                 side > ALIGN_MIN_SIDE_EXCLUSIVE

@@ -53,17 +53,21 @@ class ClipEmbeddingHead(Annotator):
         import torch
 
         state = torch.load(named_file(self.spec, self.spec), map_location="cpu")
-        self.head = mlp_from_state_dict(state, self.sigmoid)
+        self.device = self.clip.embedder.device  # where the CLIP model runs (models.device, resolved)
+        self.head = mlp_from_state_dict(state, self.sigmoid).to(self.device)
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         import torch
+
+        from pairsmith.filters.devices import head_autocast
 
         embeddings = batch.column(f"{self.clip.dataset}/image_embedding")
         rows = [i for i, e in enumerate(embeddings) if e is not None]
         values: list[float | None] = [None] * len(batch)
         if rows:
-            x = torch.tensor(np.asarray([embeddings[i] for i in rows], np.float32))
-            with torch.inference_mode():
+            x = torch.tensor(np.asarray([embeddings[i] for i in rows], np.float32)).to(self.device)
+            # fp32 on every device: a few thousand FLOPs per row, read against fixed thresholds
+            with torch.inference_mode(), head_autocast(self.device, self.clip.embedder.precision):
                 scores = self.head(x).squeeze(-1).tolist()
             for row, value in zip(rows, scores, strict=True):
                 values[row] = float(value)

@@ -13,10 +13,10 @@ the model, so a run fails at start-up, before any download, with a message that 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,8 @@ import open_clip
 import torch
 from PIL import Image
 
+from pairsmith.filters.devices import autocast, is_cuda, resolve_device
+from pairsmith.filters.model_files import local_copy
 from pairsmith.filters.vectors import unit
 from pairsmith.schemas.errors import ModelLoadError
 
@@ -60,13 +62,27 @@ def parse_spec(spec: str) -> ClipSpec:
     return ClipSpec(spec, arch, tag or None)
 
 
+def _local_files(parsed: ClipSpec) -> ClipSpec:
+    """`parsed` with remote files and folders (fsspec URLs) replaced by this machine's copies."""
+    try:
+        if parsed.model_name.startswith("local-dir:"):
+            folder = local_copy(parsed.model_name.removeprefix("local-dir:"))
+            return replace(parsed, model_name=f"local-dir:{folder}")
+        if parsed.checkpoint_file:
+            config = local_copy(parsed.config_file) if parsed.config_file else None
+            return replace(parsed, pretrained=local_copy(parsed.pretrained), config_file=config)
+    except FileNotFoundError as missing:
+        raise _fail(parsed.spec, f"{missing} not found") from None
+    return parsed
+
+
 def _fail(spec: str, why: str) -> ModelLoadError:
     return ModelLoadError(f"cannot load CLIP model {spec!r}: {why}")
 
 
 def resolve(spec: str) -> ClipSpec:
     """Check that `spec` can be loaded here; raise ModelLoadError (with how to fix it) if not."""
-    parsed = parse_spec(spec)
+    parsed = _local_files(parse_spec(spec))
     if parsed.config_file is not None:
         if not Path(parsed.config_file).is_file():
             raise _fail(spec, f"model config {parsed.config_file} not found")
@@ -141,9 +157,8 @@ def _cached_from_hub(spec: str, repo: str, filename: str) -> str:
 
 
 def pick_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    """`models.device` resolved (`filters.devices.resolve_device`: auto -> cuda when there is a GPU)."""
+    return resolve_device(device)
 
 
 class ClipEmbedder:
@@ -163,16 +178,26 @@ class ClipEmbedder:
         return self
 
     def _autocast(self):
-        if self.device.startswith("cuda") and self.precision in ("auto", "fp16", "bf16"):
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        return contextlib.nullcontext()
+        return autocast(self.device, self.precision)  # fp16 autocast on CUDA only; fp32 on the CPU
+
+    def pixels(self, images: list[Image.Image], pool: Executor | None = None) -> torch.Tensor:
+        """The preprocessed batch on the model's device; per-image transforms on `pool`'s threads when
+        given (the same transforms in the same order: the same tensor)."""
+        tensors = (
+            list(pool.map(self.preprocess, images))
+            if pool is not None
+            else [self.preprocess(i) for i in images]
+        )
+        pixels = torch.stack(tensors)
+        if is_cuda(self.device):
+            return pixels.pin_memory().to(self.device, non_blocking=True)
+        return pixels.to(self.device)
 
     @torch.inference_mode()
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+    def embed_images(self, images: list[Image.Image], pool: Executor | None = None) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim or 0), np.float32)
-        pixels = torch.stack([self.preprocess(img) for img in images]).to(self.device)
+        pixels = self.pixels(images, pool)
         with self._autocast():
             features = self.model.encode_image(pixels)
         return _normalised(features)

@@ -85,7 +85,7 @@ class ClipScore(Annotator):
         n = len(batch)
         with_image = [i for i, img in enumerate(batch.images) if img is not None]
         with_text = [i for i, c in enumerate(batch.column("caption")) if c is not None]
-        image_emb = self.embedder.embed_images([batch.images[i] for i in with_image])
+        image_emb = self.embedder.embed_images([batch.images[i] for i in with_image], batch.pool)
         text_emb = self.embedder.embed_texts([batch.column("caption")[i] for i in with_text])
         scores: list[float | None] = [None] * n
         text_row = {row: k for k, row in enumerate(with_text)}

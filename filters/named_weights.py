@@ -1,7 +1,7 @@
 """Weights that have no hub name (LAION's NSFW, watermark and aesthetic heads) by pairsmith name.
 
 A name such as `laion-watermark` is a file in the model folder (`PAIRSMITH_MODELS`, default
-`~/.cache/pairsmith/models`); any other spec is a path. A missing file is a `ModelLoadError` that
+`~/.cache/pairsmith/models`, or an fsspec URL); any other spec is a path or URL. A missing file is a `ModelLoadError` that
 says where to put it and where it comes from; `pairsmith models pull NAME` (`flows/models.py`)
 fetches it from the URL LAION publishes it at (converting LAION's Keras NSFW heads to the torch
 state_dict that `filters/clip_heads.py` loads).
@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pairsmith.filters.model_files import is_url, local_copy
 from pairsmith.schemas.errors import ModelLoadError
 
 NSFW_DETECTOR = "https://github.com/LAION-AI/CLIP-based-NSFW-Detector/raw/main"
@@ -66,7 +67,16 @@ def named_path(name: str) -> Path:
 
 
 def named_file(name_or_path: str, spec: str) -> str:
-    """The file behind a pairsmith name or a path; ModelLoadError (with how to get it) if missing."""
+    """The local file behind a pairsmith name or a path (a remote model folder or path is copied to
+    this machine once, `model_files.py`); ModelLoadError (with how to get it) if missing."""
+    folder = os.environ.get("PAIRSMITH_MODELS", "")
+    remote = f"{folder.rstrip('/')}/{NAMED[name_or_path].filename}" if name_or_path in NAMED else name_or_path
+    if is_url(remote):
+        try:
+            return local_copy(remote)
+        except FileNotFoundError:
+            origin = f"; get it from {NAMED[name_or_path].origin}" if name_or_path in NAMED else ""
+            raise ModelLoadError(f"cannot load model {spec!r}: {remote} not found{origin}") from None
     if name_or_path in NAMED:
         path = named_path(name_or_path)
         if not path.is_file():

@@ -52,17 +52,32 @@ class NudeNetNsfw(Annotator):
     model = "nsfw"
     model_id = "nudenet-3 320n.onnx"
 
-    def __init__(self, batch_size: int = 8):
-        self.batch_size = batch_size
+    def __init__(self, batch_size: int = 8, device: str = "auto"):
+        self.batch_size, self.device = batch_size, device
 
     @classmethod
     def accepts(cls, spec: Any) -> bool:
         return spec == "nudenet"
 
+    @classmethod
+    def configure(cls, run, spec: str) -> list[NudeNetNsfw]:
+        return [cls(device=run.models.device)]
+
     def setup(self) -> None:
         from nudenet import NudeDetector
 
-        self.detector = NudeDetector()
+        from pairsmith.filters.devices import onnx_providers
+
+        self.detector = NudeDetector()  # NudeNet 3 ignores its `providers` argument: a CPU session
+        self.providers = onnx_providers(self.device)
+        if self.providers != ["CPUExecutionProvider"]:  # onnxruntime-gpu and a GPU: the CUDA provider
+            from pathlib import Path
+
+            import nudenet
+            import onnxruntime
+
+            path = str(Path(nudenet.__file__).parent / "320n.onnx")  # the model NudeDetector() loads
+            self.detector.onnx_session = onnxruntime.InferenceSession(path, providers=self.providers)
 
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         rows = [i for i, img in enumerate(batch.images) if img is not None]

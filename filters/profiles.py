@@ -29,6 +29,7 @@ SIGNALS: dict[str, str | type] = {
     "recaption": "pairsmith.captioners.annotator:Recaption",
     "caption_nouns": "pairsmith.filters.caption_nouns:CaptionNouns",
     "recaption_nouns": "pairsmith.captioners.annotator:RecaptionNouns",
+    "recaption_grounding": "pairsmith.captioners.grounding:GroundRecaption",
     "synthetic": "pairsmith.filters.synthetic:Synthetic",
 }
 
@@ -47,6 +48,7 @@ PROFILES: dict[str, dict] = {
         "watermark": "toy",
         "synthetic": "toy",
         "recaption": "toy",
+        "grounding": "clip",
     },
     "none": {"clip": []},
 }

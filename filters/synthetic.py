@@ -154,10 +154,10 @@ class Synthetic(Annotator):
     def setup(self) -> None:
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-        from pairsmith.filters.clip_models import pick_device
+        from pairsmith.filters.devices import resolve_device
 
         source, _ = resolve(self.spec)
-        self.device = pick_device(self.device)
+        self.device = resolve_device(self.device)
         try:
             self.processor = AutoImageProcessor.from_pretrained(source)
             self.classifier = AutoModelForImageClassification.from_pretrained(source)
@@ -168,23 +168,16 @@ class Synthetic(Annotator):
         self.index = {str(v): int(k) for k, v in config.id2label.items()}[self.label]
         self.multi_label = config.problem_type == "multi_label_classification"
 
-    def _autocast(self):
-        import contextlib
-
-        import torch
-
-        if self.device.startswith("cuda") and self.precision in ("auto", "fp16", "bf16"):
-            return torch.autocast("cuda", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
-        return contextlib.nullcontext()
-
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         import torch
+
+        from pairsmith.filters.devices import autocast
 
         rows = [i for i, image in enumerate(batch.images) if image is not None]
         scores: list[float | None] = [None] * len(batch)
         if rows:
             pixels = self.processor([batch.images[i] for i in rows], return_tensors="pt")["pixel_values"]
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), autocast(self.device, self.precision):
                 logits = self.classifier(pixel_values=pixels.to(self.device)).logits.float()
             probabilities = logits.sigmoid() if self.multi_label else logits.softmax(-1)
             for row, p in zip(rows, probabilities[:, self.index].tolist(), strict=True):

@@ -6,6 +6,10 @@ detection-only pass at <= 320 px (~25 ms) decides whether the full detection + r
 `always` skips the check, `off` leaves the columns null. Measure with `benchmarks/annotate_cost.py`.
 The check can miss small, low-contrast text (scikit-image's chalk-board `text` photo is one); use
 `always` where that matters.
+
+RapidOCR runs on the CPU on every machine (also with `models.device=cuda`): its CUDA provider settings
+search cuDNN's convolution algorithms exhaustively for every new input shape, and OCR inputs change
+shape with every image; RapidOCR's own advice for a GPU is its Paddle build.
 """
 
 from __future__ import annotations

@@ -36,6 +36,14 @@ def _star(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
     return list(zip(cx + radii * np.cos(angles), cy + radii * np.sin(angles), strict=True))
 
 
+def shape_box(shape: str, cx: float, cy: float, r: float) -> tuple[float, float, float, float]:
+    """The bounding box (x0, y0, x1, y1), px, of what `draw_shape` paints for these arguments."""
+    if shape == "star":
+        xs, ys = zip(*_star(cx, cy, r * 1.2), strict=True)
+        return min(xs), min(ys), max(xs), max(ys)
+    return cx - r, cy - r, cx + r, cy + r
+
+
 def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour) -> None:
     """A filled shape of 'radius' r centred on (cx, cy)."""
     box = (cx - r, cy - r, cx + r, cy + r)
@@ -90,22 +98,33 @@ def render_scene(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image
 def render_scene_details(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, str, dict]:
     """`render_scene` (same draws, same scene) plus what is in it: the background kind and the
     things as (words, colour, shape), e.g. {"background": "dotted", "things": [("small red circle",
-    "red", "circle")]}; the toy captioner learns its dense and short captions from these."""
+    "red", "circle")]}; the toy captioner learns its dense and short captions from these. `boxes`:
+    where each thing was drawn, its bounding box (x0, y0, x1, y1) as fractions of the side, in the
+    order of `things` (the grounding tests compare detected regions with them)."""
     image, background = _background(rng, size)
     draw = ImageDraw.Draw(image)
     first, s1, c1, r1 = _thing(rng, list(COLOURS), size)
     if rng.random() < 0.4:
         cx, cy = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
         draw_shape(draw, s1, cx, cy, r1, COLOURS[c1])
-        return image, _a(first), {"background": background, "things": [(first, c1, s1)]}
+        boxes = [_fraction(shape_box(s1, cx, cy, r1), size)]
+        return image, _a(first), {"background": background, "things": [(first, c1, s1)], "boxes": boxes}
     second, s2, c2, r2 = _thing(rng, [c for c in COLOURS if c != c1], size)
     relation = _pick(rng, list(RELATIONS))
     dx, dy = np.array(RELATIONS[relation]) * size * 0.25
     cx, cy = size / 2 + rng.uniform(-0.03, 0.03, 2) * size
     draw_shape(draw, s1, cx + dx, cy + dy, r1, COLOURS[c1])
     draw_shape(draw, s2, cx - dx, cy - dy, r2, COLOURS[c2])
-    details = {"background": background, "things": [(first, c1, s1), (second, c2, s2)]}
+    boxes = [
+        _fraction(shape_box(s1, cx + dx, cy + dy, r1), size),
+        _fraction(shape_box(s2, cx - dx, cy - dy, r2), size),
+    ]
+    details = {"background": background, "things": [(first, c1, s1), (second, c2, s2)], "boxes": boxes}
     return image, f"{_a(first)} {relation} {_a(second)}", details
+
+
+def _fraction(box: tuple[float, ...], size: int) -> tuple[float, ...]:
+    return tuple(float(v) / size for v in box)
 
 
 def scene_pairs(n: int, seed: int, size: int = 128) -> list[tuple[Image.Image, str]]:

@@ -46,8 +46,8 @@ class Watermark(Annotator):
     reads_image = True
     model = "watermark"
 
-    def __init__(self, spec: str, device: str = "cpu"):
-        self.spec, self.device, self.model_id = spec, device, spec
+    def __init__(self, spec: str, device: str = "auto", precision: str = "auto"):
+        self.spec, self.device, self.precision, self.model_id = spec, device, precision, spec
 
     @classmethod
     def check(cls, run, spec: str) -> dict[str, str]:
@@ -56,11 +56,13 @@ class Watermark(Annotator):
 
     @classmethod
     def configure(cls, run, spec: str) -> list[Watermark]:
-        return [cls(spec)]
+        return [cls(spec, run.models.device, run.models.precision)]
 
     def setup(self) -> None:
+        from pairsmith.filters.devices import resolve_device
         from pairsmith.filters.watermark_model import load_watermark_model, watermark_transform
 
+        self.device = resolve_device(self.device)
         config, weights = resolve_watermark(self.spec)
         self.model = load_watermark_model(weights, config).to(self.device)
         self.transform = watermark_transform(config)
@@ -68,14 +70,17 @@ class Watermark(Annotator):
     def annotate(self, batch: Batch) -> dict[str, list[Any]]:
         import torch
 
+        from pairsmith.filters.devices import autocast
         from pairsmith.filters.watermark_model import watermark_probability
 
         rows = [i for i, img in enumerate(batch.images) if img is not None]
         scores: list[float | None] = [None] * len(batch)
         if rows:
-            pixels = torch.stack([self.transform(batch.images[i]) for i in rows]).to(self.device)
-            with torch.inference_mode():
-                probabilities = watermark_probability(self.model(pixels)).tolist()
+            pixels = torch.stack(batch.map(self.transform, [batch.images[i] for i in rows])).to(self.device)
+            # a CNN under fp16 autocast on CUDA (fp32 on the CPU); the softmax reads fp32 logits
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                logits = self.model(pixels)
+            probabilities = watermark_probability(logits.float()).tolist()
             for row, p in zip(rows, probabilities, strict=True):
                 scores[row] = float(p)
         return {"watermark_score": scores}

@@ -16,6 +16,8 @@ def _quiet_prefect(command: str = "") -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "WARNING")
+    # Prefect's ephemeral API gets 20 s to start by default: too short for a busy machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     if command != "models":  # `models pull` is the one command that fetches from the hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

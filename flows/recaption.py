@@ -5,8 +5,8 @@ stage) or alone, later, over a finished output: it starts from the config the ou
 (`run.json`), takes `--set` overrides of the `recaption` section (and of `models.device`,
 `models.threads`, `runner`), checks that the captioner and the primary CLIP model load here, then
 recaptions every data shard as one Beam pipeline (`pipelines/recaption.py`) and records what it did in
-`manifest.json` (`recaption`, `model_ids.recaption`). The run's `run.json` and `config_hash` stay those
-of the run that built the output. Rerun the same command to resume.
+`manifest.json` (`recaption`, `model_ids.recaption`, `model_ids.grounding`). The run's `run.json` and
+`config_hash` stay those of the run that built the output. Rerun the same command to resume.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from pairsmith.captioners.annotator import captioner_spec, check_captioner
+from pairsmith.captioners.grounding import check_grounding
 from pairsmith.filters.clip_models import resolve
 from pairsmith.filters.profiles import clip_models
 from pairsmith.pipelines.layout import Layout, read_json, write_json
@@ -57,6 +58,7 @@ def recaption(out: str, overrides: list[str] | None = None) -> dict:
             "--set recaption.model=REPO_ID_OR_FOLDER (or toy)"
         )
     check_captioner(cfg.models, cfg.recaption)
+    grounding = check_grounding(cfg.models, cfg.recaption)  # recaption_grounded_ratio & co.
     for model in clip_models(cfg.models)[:1]:
         resolve(model.spec)  # recaption_clip_score and recaption_alt_similarity need the primary CLIP model
     shards = layout.shards("data")
@@ -70,6 +72,7 @@ def recaption(out: str, overrides: list[str] | None = None) -> dict:
     entry = {
         "model": spec,
         "prompt": cfg.recaption.prompt,
+        "grounding": grounding,
         "settings": cfg.recaption.model_dump(mode="json", exclude={"device"}),
         "key": key,
         "shards": len(shards),
@@ -83,6 +86,7 @@ def recaption(out: str, overrides: list[str] | None = None) -> dict:
         manifest = read_json(layout.manifest)
         manifest["recaption"] = entry
         manifest.setdefault("model_ids", {})["recaption"] = spec
+        manifest["model_ids"]["grounding"] = grounding
         write_json(manifest, layout.manifest)
     return entry
 

@@ -17,6 +17,8 @@ from pairsmith.schemas.errors import RecipeError
 
 LAION_CLIP_ENGLISH = 0.28  # LAION-5B: CLIP ViT-B/32 cosine >= 0.28 for English (laion2B-en)
 LAION_CLIP_OTHER = 0.26  # LAION-5B: 0.26 for laion2B-multi and laion1B-nolang
+# English by `lang`: the detector that measured better on short captions (langid; README "Caption
+# language"); LAION itself used CLD3. `lang_fasttext` is DataComp's, for `datacomp_basic_ok` only.
 LAION_NSFW_MAX = 0.5  # LAION's punsafe: keep < 0.5
 LAION_WATERMARK_MAX = 0.8  # LAION's pwatermark: keep < 0.8
 DATACOMP_TOP_SHARE = 0.3  # DataComp: CLIP score top 30 % (ViT-L/14)
@@ -78,8 +80,8 @@ RECIPES = {
                     lambda c: pl.col("laion_basic_ok"),
                 ),
                 Rule(
-                    f"CLIP ViT-B/32 cosine >= {LAION_CLIP_ENGLISH} for English captions, >= {LAION_CLIP_OTHER} "
-                    "for others",
+                    f"CLIP ViT-B/32 cosine >= {LAION_CLIP_ENGLISH} for English captions (lang == en), "
+                    f">= {LAION_CLIP_OTHER} for others (another or no language)",
                     lambda c: (
                         pl.col(c.b32_column())
                         >= pl.when(pl.col("lang") == "en")

@@ -13,6 +13,8 @@ import polars as pl
 
 from pairsmith.flows.recipes import LAION_CLIP_ENGLISH, LAION_CLIP_OTHER, LAION_NSFW_MAX, LAION_WATERMARK_MAX
 
+SYNTHETIC_MAX = 0.5  # P(generated): below it a row is taken as a photo (README, `synthetic_score`)
+
 DUPLICATE_KINDS = {
     "exact": "dup_exact_group",
     "image": "dup_image_group",
@@ -53,6 +55,11 @@ SIGNALS = (
         "watermark_score",
         "watermark score",
         (Threshold(LAION_WATERMARK_MAX, f"LAION pwatermark < {LAION_WATERMARK_MAX}", "below"),),
+    ),
+    Signal(
+        "synthetic_score",
+        "AI-generated score (P(generated))",
+        (Threshold(SYNTHETIC_MAX, f"P(generated) < {SYNTHETIC_MAX}", "below"),),
     ),
     Signal("aesthetic_score", "aesthetic score (1-10)"),
     Signal("corruption_score", "corruption score (probability the pair is mismatched)"),

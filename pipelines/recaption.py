@@ -2,8 +2,8 @@
 
 Per data shard: read its rows, the primary CLIP model's side shard (image and alt-text embeddings,
 row-aligned) and each row's image from the webdataset tar its `tar` and `member` columns name; decode
-each image once; run `CaptionNouns` and `Recaption` over batches (the same annotators as in the
-annotate stage); set their columns; validate; rewrite the shard atomically (`write_parquet`); then
+each image once; run `CaptionNouns`, `Recaption`, `RecaptionNouns` and, when grounding is on,
+`GroundRecaption` over batches (the same annotators as in the annotate stage); set their columns; validate; rewrite the shard atomically (`write_parquet`); then
 write a marker `_work/recaption/KEY/SHARD.json`. KEY hashes the captioner and its settings, so a rerun
 with the same settings skips the shards it finished (resume) and other settings redo every shard.
 Download, the other annotators and the global stages are not redone; their columns stay as they are.

@@ -46,6 +46,11 @@ def cluster_count(requested: int, vectors: int) -> int:
     return max(1, min(vectors, requested or -(-vectors // ROWS_PER_CLUSTER)))
 
 
+def sample_size(k: int, vectors: int) -> int:
+    """Vectors k-means trains on: MAX_POINTS_PER_CENTROID per cluster, at most all of them."""
+    return min(vectors, k * MAX_POINTS_PER_CENTROID)
+
+
 def spherical_kmeans(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Unit centroids (k x dim) of faiss's spherical k-means on unit vectors."""
     import faiss
@@ -71,9 +76,7 @@ def train_centroids(
     if total == 0:
         return None
     k = cluster_count(requested, total)
-    chosen = np.sort(
-        np.random.default_rng(seed).choice(total, size=min(total, k * MAX_POINTS_PER_CENTROID), replace=False)
-    )
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=sample_size(k, total), replace=False))
     sample, offset = [], 0
     for shard, count in zip(shards, counts, strict=True):
         picked = chosen[(chosen >= offset) & (chosen < offset + count)] - offset

@@ -19,11 +19,13 @@ T = TypeVar("T")
 _objects: dict[str, object] = {}
 _lock = threading.Lock()
 made: Counter[str] = Counter()  # how often each key was made in this process (1 once shared)
+asked: Counter[str] = Counter()  # how often it was asked for (once per DoFn set-up)
 
 
 def shared(key: str, make: Callable[[], T]) -> T:
     """`make()` once per process for `key` (under a lock, so concurrent threads wait for the first)."""
     with _lock:
+        asked[key] += 1
         if key not in _objects:
             _objects[key] = make()
             made[key] += 1

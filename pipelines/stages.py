@@ -23,6 +23,7 @@ import torch
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
 from pairsmith.filters import build_annotators
+from pairsmith.filters.devices import annotate_batch_size
 from pairsmith.pipelines.annotate import annotate_shard
 from pairsmith.pipelines.download import download_shard
 from pairsmith.pipelines.ingest import cut_shards
@@ -114,6 +115,7 @@ class DownloadAnnotateFn(beam.DoFn):
             key, lambda: _set_up(build_annotators(self.models, self.cfg, self.recaption))
         )
         self.pool = ThreadPoolExecutor(self.cfg.threads or os.cpu_count(), thread_name_prefix="images")
+        self.batch_size = annotate_batch_size(self.cfg, self.models)  # larger on a GPU
 
     def _download(self, shard: str) -> float:
         began = time.perf_counter()
@@ -127,7 +129,7 @@ class DownloadAnnotateFn(beam.DoFn):
             for shard, download in zip(shards, downloads, strict=True):
                 download_s, began = download.result(), time.perf_counter()
                 done = annotate_shard(
-                    shard, self.layout, self.annotators, self.cfg.batch_size, self.provenance, self.pool
+                    shard, self.layout, self.annotators, self.batch_size, self.provenance, self.pool
                 )
                 if not done.get("skipped"):
                     seconds = {"download_s": download_s, "annotate_s": time.perf_counter() - began}

@@ -9,7 +9,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -106,7 +106,12 @@ class DownloadConfig(_Strict):
 class AnnotateConfig(_Strict):
     """The annotate stage."""
 
-    batch_size: int = Field(64, ge=1, description="Images decoded and annotated together.")
+    batch_size: int = Field(64, ge=1, description="Images decoded and annotated together (on the CPU).")
+    gpu_batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto",
+        description="Images decoded and annotated together when the models run on a GPU; auto: 32 per GiB "
+        "of free GPU memory, a power of two in [batch_size, 1024] (filters/devices.py).",
+    )
     threads: int = Field(
         0, ge=0, description="Threads that decode and measure a batch's images; 0: one per CPU core."
     )
@@ -157,7 +162,9 @@ class ModelsConfig(_Strict):
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
-        "auto", description="auto: fp16 autocast on GPU."
+        "auto",
+        description="auto, fp16: fp16 autocast on a GPU (bf16: bfloat16); always fp32 on the CPU. The heads on "
+        "CLIP embeddings stay fp32.",
     )
     threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0: torch's default.")
 
@@ -241,6 +248,20 @@ class RecaptionConfig(_Strict):
     trust_remote_code: bool = Field(
         False, description="Run a model's own code from its repo (off by default)."
     )
+    grounding_model: str | None = Field(
+        None,
+        description="Checks each recaption's noun phrases against the image (captioners/grounding.py): clip "
+        "(the primary CLIP model over crops), an open-vocabulary detector (a Hugging Face repo id or a local "
+        "folder: OWLv2, Grounding DINO), or none (off); null: the profile's (toy: clip; the others: off).",
+    )
+    grounding_margin: float | None = Field(
+        None,
+        description="clip grounding: how much a phrase's best crop must beat its score on unrelated images; "
+        "null: the toy CLIP's calibrated margin (calibrate your own for a real CLIP model).",
+    )
+    grounding_threshold: float = Field(
+        0.1, ge=0, le=1, description="Detector grounding: the least box score that grounds a phrase."
+    )
 
     @model_validator(mode="after")
     def _custom_prompt(self):
@@ -281,7 +302,7 @@ class RunConfig(_Strict):
         exclude = {
             "runner": True,
             "download": {"threads"},
-            "annotate": {"threads"},
+            "annotate": {"threads", "gpu_batch_size"},
             "models": {"device", "threads"},
             "recaption": {"device"},
         }

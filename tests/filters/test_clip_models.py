@@ -56,5 +56,6 @@ def test_profiles_are_checked_before_any_work(monkeypatch):
         "watermark": "none",
         "aesthetic": "none",
         "recaption": "none",
+        "grounding": "none",
         "synthetic": "none",
     }
