@@ -1,6 +1,7 @@
 """Precision and recall of every dedup kind on real photos with known near-duplicates.
 
     python benchmarks/dedup_quality.py [--distances 2,4,6,8,10] [--eps 0.00095,0.01,0.03]
+        [--kinds image,semantic,caption]
 
 The fixture (`tools/dedup_fixture.py`: scikit-image photos and their quadrants, each resized,
 recompressed at JPEG quality 30-95, cropped, brightness-shifted, watermarked, and its caption
@@ -104,7 +105,9 @@ def main() -> None:
     parser.add_argument("--distances", default="2,4,6,8,10", help="pHash Hamming distances to sweep")
     parser.add_argument("--jaccards", default="0.5,0.7,0.9", help="caption Jaccard thresholds to sweep")
     parser.add_argument("--eps", default="0.00095,0.01,0.03", help="SemDeDup eps values to sweep")
+    parser.add_argument("--kinds", default="image,semantic,caption", help="the kinds to sweep")
     args = parser.parse_args()
+    kinds = args.kinds.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         started = time.time()
         layout = build_output(Path(tmp))
@@ -113,20 +116,23 @@ def main() -> None:
             f"fixture: {df.height} items, {df['original'].n_unique()} originals, built in {time.time() - started:.0f} s"
         )
         header = ("variant", *IMAGE_VARIANTS, "precision", "precision_resize_jpeg")
-        print("\n## near-image (pHash), recall per variant and precision\n")
-        print("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|")
-        for k in args.distances.split(","):
+        if "image" in kinds:
+            print("\n## near-image (pHash), recall per variant and precision\n")
+            print("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|")
+        for k in args.distances.split(",") if "image" in kinds else []:
             df = rerun_dedup(layout, [f"dedup.phash_distance={k}", "dedup.kinds=[image]"])
             print(_row(f"k = {k}", scores(df, "dup_image_group", IMAGE_VARIANTS)))
-        print("\n## semantic (SemDeDup on the toy CLIP's embeddings)\n")
-        print("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|")
-        for eps in args.eps.split(","):
+        if "semantic" in kinds:
+            print("\n## semantic (SemDeDup on the toy CLIP's embeddings)\n")
+            print("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|")
+        for eps in args.eps.split(",") if "semantic" in kinds else []:
             df = rerun_dedup(layout, [f"dedup.semantic_eps={eps}", "dedup.kinds=[semantic]"])
             print(_row(f"eps = {eps}", scores(df, "dup_semantic_group", IMAGE_VARIANTS)))
         header = ("variant", *CAPTION_VARIANTS, "precision", "precision_resize_jpeg")
-        print("\n## near-caption (MinHash LSH)\n")
-        print("| " + " | ".join(header[:-1]) + " |\n" + "|---" * (len(header) - 1) + "|")
-        for jaccard in args.jaccards.split(","):
+        if "caption" in kinds:
+            print("\n## near-caption (MinHash LSH)\n")
+            print("| " + " | ".join(header[:-1]) + " |\n" + "|---" * (len(header) - 1) + "|")
+        for jaccard in args.jaccards.split(",") if "caption" in kinds else []:
             df = rerun_dedup(layout, [f"dedup.caption_jaccard={jaccard}", "dedup.kinds=[caption]"])
             result = scores(df, "dup_caption_group", CAPTION_VARIANTS)
             result.pop("precision_resize_jpeg")

@@ -67,6 +67,15 @@ class GeneratedImages(dict):
         return default
 
 
+def generated_image_server():
+    """The demo server, its routes made on demand (it copies a plain dict of routes)."""
+    from pairsmith.flows.demo_site import LocalImageServer
+
+    server = LocalImageServer({})
+    server._routes = GeneratedImages()  # noqa: SLF001  (a benchmark's server, not an API)
+    return server
+
+
 def worker(args: argparse.Namespace) -> None:
     from pairsmith.pipelines.runner import run_all
     from pairsmith.schemas.config import load_config
@@ -114,11 +123,9 @@ def main() -> None:
         worker(args)
         return
 
-    from pairsmith.flows.demo_site import LocalImageServer
-
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {}
-    with tempfile.TemporaryDirectory() as folder, LocalImageServer(GeneratedImages()) as server:
+    with tempfile.TemporaryDirectory() as folder, generated_image_server() as server:
         for n in sizes:
             print(f"running {n} pairs ...", flush=True)
             results[n] = run_size(n, folder, server.base_url, args.workers)

@@ -38,7 +38,7 @@ def worker(args: argparse.Namespace) -> None:
     settings += ["download.allow_private_addresses=true", "models.profile=toy", f"runner.options={threads}"]
     run_all(load_config(None, settings), args.out)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_mb": peak_mb, "set_ups": sum(shared_models.asked.values())}))
+    print(json.dumps({"peak_mb": peak_mb, "set_ups": sum(shared_models.asked.values())}), flush=True)
 
 
 def main() -> None:
@@ -68,9 +68,13 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--share", str(share)]
                 cmd += ["--input", f"{folder}/pairs.parquet", "--out", out]
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    raise SystemExit(done.stderr[-3000:])
+                if done.returncode != 0 or not done.stdout.strip():
+                    tail = done.stderr.replace("\r", "\n")[-2000:]
+                    print(f"share={share} threads={threads} failed (exit {done.returncode}):\n{tail}")
+                    results[(share, threads)] = {"peak_mb": float("nan"), "set_ups": 0}
+                    continue
                 results[(share, threads)] = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"share={share} threads={threads}: {results[(share, threads)]}", flush=True)
     print(f"\ntoy pipeline, {len(pairs)} pairs, one DirectRunner process; peak RSS (MB) of that process")
     print(f"{'':<22}{'1 thread':>10}{'4 threads':>11}{'4 / 1':>8}")
     for share, name in ((1, "shared (pairsmith)"), (0, "per DoFn (before)")):

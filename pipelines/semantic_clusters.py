@@ -2,8 +2,11 @@
 
 k-means is the one part of dedup that runs in a single process. It never holds the whole side
 dataset: it trains on a uniform sample of at most `MAX_POINTS_PER_CENTROID` vectors per centroid,
-read shard by shard, so it holds clusters x 64 x dim x 4 bytes (0.13 GB per million 512-d rows with
-the default cluster count). Assigning rows to the trained centroids then happens per shard, in Beam.
+read shard by shard, so it holds clusters x 64 x dim x 4 bytes: 0.13 GB per million 512-d rows with
+the default cluster count (one per 1,000 rows), at most 6.6 GB (the 50,000-cluster cap, reached at
+50M rows). From 512 clusters it is two-level (sqrt(k) coarse clusters, then each split on its own
+points), which adds one coarse cell's copy of the sample at a time. Assigning rows to the trained
+centroids then happens per shard, in Beam, through an inverted file over the centroids from 512.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ import pyarrow.compute as pc
 from pairsmith.filters.vectors import unit
 from pairsmith.pipelines.layout import Layout, read_parquet
 
-MAX_POINTS_PER_CENTROID = 64  # faiss warns under 39; more costs time (k grows with the rows)
-ROWS_PER_CLUSTER = 1000  # the default cluster count: one per this many embeddings
-IVF_FROM_CLUSTERS = 512
+MAX_POINTS_PER_CENTROID = 64  # faiss warns under 39; more costs time
+ROWS_PER_CLUSTER = 1000  # the default cluster count: one per this many embeddings...
+MAX_CLUSTERS = 50_000  # ...up to SemDeDup's count for LAION-440M (clusters then grow past 1,000 rows)
+IVF_FROM_CLUSTERS = 512  # from this many clusters: two-level k-means, and an inverted file to assign
+IVF_CELLS_PER_ROOT = 4  # the inverted file's cells: 4 sqrt(k), of ~sqrt(k) / 4 centroids each...
+IVF_NPROBE = 3  # ...3 of them searched: near-duplicates split less often than nprobe 8 of sqrt(k)
 KMEANS_ITERATIONS = (
     10  # the clusters only bucket the search: near-duplicates land together long before convergence
 )
@@ -42,8 +48,13 @@ def _counts(layout: Layout, alias: str, shards: list[str]) -> list[int]:
 
 
 def cluster_count(requested: int, vectors: int) -> int:
-    """`requested`, or one cluster per ROWS_PER_CLUSTER vectors; never more clusters than vectors."""
-    return max(1, min(vectors, requested or -(-vectors // ROWS_PER_CLUSTER)))
+    """`requested` (`dedup.semantic_clusters`) when set, else one cluster per ROWS_PER_CLUSTER vectors
+    up to MAX_CLUSTERS; at least one, never more clusters than vectors.
+
+    Linear, not sub-linear, because the per-cluster search costs n x n / k products: with k ~ sqrt(n)
+    it is the search that grows with the square (benchmarks/dedup_scale.py). What k-means and the
+    assignment cost per row is kept in check by `spherical_kmeans` and `centroid_index` instead."""
+    return max(1, min(vectors, requested or min(MAX_CLUSTERS, -(-vectors // ROWS_PER_CLUSTER))))
 
 
 def sample_size(k: int, vectors: int) -> int:
@@ -52,7 +63,28 @@ def sample_size(k: int, vectors: int) -> int:
 
 
 def spherical_kmeans(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Unit centroids (k x dim) of faiss's spherical k-means on unit vectors."""
+    """Unit centroids (k x dim) of spherical k-means on unit vectors: flat under IVF_FROM_CLUSTERS;
+    above, two-level: sqrt(k) coarse clusters, then each split into its share of the k on its own
+    points, so that training costs sample x 2 sqrt(k) products per iteration, not sample x k (the
+    sample grows with k, so flat k-means grows with the square of the rows)."""
+    if k < IVF_FROM_CLUSTERS:
+        return _flat_kmeans(sample, k, seed)
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    coarse = _flat_kmeans(sample, int(np.sqrt(k)), seed)
+    parents = nearest_centroid(centroid_index(coarse), sample)
+    order = np.argsort(parents, kind="stable")
+    ends = np.cumsum(np.bincount(parents, minlength=len(coarse)))
+    shares = np.diff(ends * k // ends[-1], prepend=0)  # sums to k; never more than a cell's points
+    centroids, start = [], 0
+    for cell, (end, share) in enumerate(zip(ends.tolist(), shares.tolist(), strict=True)):
+        if share:
+            centroids.append(_flat_kmeans(sample[order[start:end]], share, seed + 1 + cell))
+        start = end
+    return np.concatenate(centroids)
+
+
+def _flat_kmeans(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """faiss's spherical k-means."""
     import faiss
 
     kmeans = faiss.Kmeans(
@@ -96,8 +128,9 @@ def load_centroid_index(path: str):
 
 
 def centroid_index(centroids: np.ndarray):
-    """A faiss index over the centroids: exact for a few hundred, an inverted file over sqrt(k) coarse
-    cells above that, so assigning n rows costs n x ~sqrt(k) products, not n x k (k grows with n)."""
+    """A faiss index over the centroids: exact under IVF_FROM_CLUSTERS, above that an inverted file
+    over 4 sqrt(k) coarse cells of which IVF_NPROBE are searched, so assigning a row costs ~4 sqrt(k)
+    products (most of them one matrix product with the cells), not k (k grows with the rows)."""
     import faiss
 
     centroids = np.ascontiguousarray(centroids, dtype=np.float32)
@@ -105,11 +138,12 @@ def centroid_index(centroids: np.ndarray):
     if k < IVF_FROM_CLUSTERS:
         index = faiss.IndexFlatIP(dim)
     else:
-        cells = int(np.sqrt(k))
+        cells = int(IVF_CELLS_PER_ROOT * np.sqrt(k))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, cells, faiss.METRIC_INNER_PRODUCT)
         index.cp.min_points_per_centroid = 1  # the coarse cells train on the centroids themselves
+        index.cp.niter = KMEANS_ITERATIONS
         index.train(centroids)
-        index.nprobe = 8
+        index.nprobe = IVF_NPROBE
     index.add(centroids)
     return index
 

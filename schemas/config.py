@@ -198,7 +198,10 @@ class DedupConfig(_Strict):
         description="SemDeDup: duplicates have cosine > 1 - eps (paper: 0.00095 to 0.03).",
     )
     semantic_clusters: int = Field(
-        0, ge=0, description="k-means clusters; 0: one per ~1000 embeddings (SemDeDup: 50k for 440M)."
+        0,
+        ge=0,
+        description="k-means clusters; 0: one per 1,000 embeddings up to 50,000 (SemDeDup's count for "
+        "LAION-440M); a count set here is kept.",
     )
     seed: int = Field(
         0, description="Seeds the MinHash permutations and the k-means sample and initialisation."

@@ -8,6 +8,7 @@ from conftest import LOCAL
 from pairsmith.flows.demo_site import LocalImageServer, write_pairs_parquet
 from pairsmith.pipelines import dedup, runner
 from pairsmith.pipelines import near_duplicates as nd
+from pairsmith.pipelines import semantic_clusters as sc
 from pairsmith.pipelines.dedup_keys import minhash_signature, normalise_url
 from pairsmith.pipelines.graph import LocalFlow
 from pairsmith.pipelines.layout import Layout, read_json
@@ -101,6 +102,31 @@ def test_semantic_and_signature_pairs_follow_their_thresholds():
     signatures = np.array([[1, 2, 3, 4], [1, 2, 3, 9], [7, 8, 9, 10]], dtype=np.uint32)
     assert nd.similar_signature_pairs(signatures, 0.75) == [(0, 1)]
     assert nd.similar_signature_pairs(signatures, 0.8) == []
+
+
+def test_default_cluster_count_is_one_per_thousand_rows_up_to_the_papers_and_a_set_count_is_kept():
+    sizes = [0, 1, 999, 1000, 1001, 100_000, 1_000_000, 10**7, 5 * 10**7, 5 * 10**7 + 1, 440_000_000]
+    counts = [sc.cluster_count(0, n) for n in sizes]
+    assert counts == sorted(counts)  # monotone in the rows
+    assert counts[:5] == [1, 1, 1, 1, 2]  # floor: one cluster, however few rows
+    assert sc.cluster_count(0, 100_000) == 100 and sc.cluster_count(0, 1_000_000) == 1000
+    assert sc.cluster_count(0, 5 * 10**7 + 1) == sc.cluster_count(0, 440_000_000) == sc.MAX_CLUSTERS == 50_000
+    assert sc.cluster_count(80_000, 440_000_000) == 80_000  # dedup.semantic_clusters is kept, cap or not
+    assert sc.cluster_count(7, 1000) == 7
+    assert sc.cluster_count(7, 5) == 5  # never more clusters than vectors
+
+
+def test_two_level_kmeans_gives_k_unit_centroids_the_same_for_the_same_seed():
+    rng = np.random.default_rng(0)
+    sample = rng.standard_normal((sc.IVF_FROM_CLUSTERS * 8, 16)).astype(np.float32)
+    sample /= np.linalg.norm(sample, axis=1, keepdims=True)
+    k = sc.IVF_FROM_CLUSTERS + 1  # two-level from here on
+    centroids = sc.spherical_kmeans(sample, k, seed=3)
+    assert centroids.shape == (k, 16)
+    np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(centroids, sc.spherical_kmeans(sample, k, seed=3))
+    clusters = sc.nearest_centroid(sc.centroid_index(centroids), sample)
+    assert len(np.unique(clusters)) > k // 2  # the clusters split the sample, not a few of them
 
 
 @pytest.fixture(scope="module")
