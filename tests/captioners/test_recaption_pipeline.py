@@ -12,6 +12,7 @@ import pytest
 from conftest import LOCAL
 
 from pairsmith.captioners.annotator import RECAPTION_COLUMNS
+from pairsmith.captioners.grounding import GROUNDING_FIELDS
 from pairsmith.filters.toy_world import render_scene_details
 from pairsmith.flows.cli import main
 from pairsmith.flows.demo_site import LocalImageServer, Route
@@ -24,7 +25,8 @@ from tools.train_toy_captioner import mentions
 
 pytestmark = pytest.mark.slow  # every test here runs the whole pipeline
 
-ADDED = [*RECAPTION_COLUMNS, "caption_nouns"]
+# what recaptioning writes: the recaption columns, their grounding (it follows the recaption), caption nouns
+ADDED = [*RECAPTION_COLUMNS, *(f.name for f in GROUNDING_FIELDS), "caption_nouns"]
 TRUE, SWAPPED = 16, 6
 
 
