@@ -7,8 +7,18 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a busy CI machine
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from pairsmith.flows.demo_site import LocalImageServer, build_demo_site, write_pairs_parquet  # noqa: E402
+
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """A test that changes torch's thread count (a run with `models.threads`, a one-thread check) must not
+    leave it changed: in-process runs of later tests would differ from subprocess runs in float bits."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
 
 # Settings every pipeline test needs: the server is on 127.0.0.1 and timeouts should be short.
 LOCAL = [

@@ -32,7 +32,6 @@ from pairsmith.schemas.errors import ModelLoadError
 from pairsmith.schemas.record import FIELDS
 from tools.calibrate_grounding import cases, measure
 
-torch.set_num_threads(1)
 HELDOUT = 72_000  # neither the calibration seed (70_000) nor the model card's (71_000)
 
 
@@ -53,6 +52,16 @@ def test_object_phrases_of_a_dense_caption():
         "two dogs",
     ]
     assert noun_phrases("it is red") == [] and noun_phrases(None) == []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The calibration's setting (`tools/calibrate_grounding.py`), for this module only: a thread count
+    left changed would change the float bits of every later test's in-process run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
