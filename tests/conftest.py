@@ -11,6 +11,7 @@ import torch  # noqa: E402
 
 from pairsmith.flows.demo_site import LocalImageServer, build_demo_site, write_pairs_parquet  # noqa: E402
 
+
 @pytest.fixture(autouse=True)
 def torch_threads_restored():
     """A test that changes torch's thread count (a run with `models.threads`, a one-thread check) must not
