@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 
 for _name in ("NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE"):
     os.environ.setdefault(_name, "1")
@@ -32,7 +33,13 @@ def worker(args: argparse.Namespace) -> None:
     from pairsmith.schemas.config import load_config
 
     if not args.share:
-        stages.shared = lambda key, make: make()  # every DoFn instance loads its own models
+        loading = threading.Lock()  # one load at a time, as `shared` does: transformers' loads are not thread-safe
+
+        def own_copy(key, make):  # every DoFn instance loads its own models
+            with loading:
+                return make()
+
+        stages.shared = own_copy
     threads = json.dumps([f"--direct_num_workers={args.threads}", "--direct_running_mode=multi_threading"])
     settings = [f"input.path={args.input}", "input.shard_size=8", "runner.shard_group=1"]
     settings += ["download.allow_private_addresses=true", "models.profile=toy", f"runner.options={threads}"]

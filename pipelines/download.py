@@ -7,13 +7,16 @@ Per shard: the fetchable rows go to img2dataset in a scratch folder; its tar is 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tarfile
 import tempfile
+import threading
 import warnings
 
 import fsspec
+import img2dataset.resizer
 import pyarrow as pa
 import pyarrow.parquet as pq
 from img2dataset.downloader import Downloader
@@ -62,6 +65,45 @@ def header_problem(img_stream, max_pixels: int) -> str | None:
     if width * height > max_pixels:
         return f"image of {width}x{height} pixels is over {PIXELS_KEY}={max_pixels}"
     return None
+
+
+class _QuietWhileResizing:
+    """Stands in for img2dataset's `SuppressStdoutStderr`, which the Resizer enters around every image
+    to hide the JPEG decoder's warnings: it saves file descriptors 1 and 2, points them at /dev/null and
+    restores them, per call. Resizing on two threads at once (a multi-threaded Beam worker, the next
+    shard's download beside annotate) interleaves those saves and restores, and the process's stdout
+    and stderr stay on /dev/null for good: output, progress and tracebacks lost (a 4-thread run of
+    `benchmarks/worker_memory.py` printed nothing and exited 0). Here the first thread in saves and
+    redirects, the last one out restores, under a lock."""
+
+    _lock = threading.Lock()
+    _inside = 0
+    _saved: list[int] = []
+
+    def __enter__(self):
+        cls = type(self)
+        with cls._lock:
+            if cls._inside == 0:
+                cls._saved = [os.dup(1), os.dup(2)]
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                os.close(null)
+            cls._inside += 1
+        return self
+
+    def __exit__(self, *exc):
+        cls = type(self)
+        with cls._lock:
+            cls._inside -= 1
+            if cls._inside == 0:
+                for fd, saved in zip((1, 2), cls._saved, strict=True):
+                    os.dup2(saved, fd)
+                    os.close(saved)
+        return False
+
+
+img2dataset.resizer.SuppressStdoutStderr = _QuietWhileResizing  # the Resizer looks it up per call
 
 
 class _MeasuringResizer(Resizer):

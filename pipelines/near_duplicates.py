@@ -171,13 +171,13 @@ def similar_signature_pairs(signatures: np.ndarray, threshold: float) -> list[tu
 
 
 def semantic_pairs(vectors: np.ndarray, eps: float, block: int = 1024) -> list[tuple[int, int]]:
-    """Index pairs (i < j) of unit vectors with cosine > 1 - eps, computed block by block."""
+    """Index pairs (i < j) of unit vectors with cosine > 1 - eps, computed block by block; a block of
+    rows is compared with itself and the rows after it only (half the products of all against all)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     pairs = []
     for start in range(0, len(vectors), block):
-        sims = vectors[start : start + block] @ vectors.T
+        sims = vectors[start : start + block] @ vectors[start:].T
         i, j = np.nonzero(sims > 1 - eps)
-        i = i + start
         keep = i < j
-        pairs += zip(i[keep].tolist(), j[keep].tolist(), strict=True)
+        pairs += zip((i[keep] + start).tolist(), (j[keep] + start).tolist(), strict=True)
     return pairs
