@@ -33,7 +33,9 @@ def worker(args: argparse.Namespace) -> None:
     from pairsmith.schemas.config import load_config
 
     if not args.share:
-        loading = threading.Lock()  # one load at a time, as `shared` does: transformers' loads are not thread-safe
+        loading = (
+            threading.Lock()
+        )  # one load at a time, as `shared` does: transformers' loads are not thread-safe
 
         def own_copy(key, make):  # every DoFn instance loads its own models
             with loading:
