@@ -33,9 +33,8 @@ def worker(args: argparse.Namespace) -> None:
     from pairsmith.schemas.config import load_config
 
     if not args.share:
-        loading = (
-            threading.Lock()
-        )  # one load at a time, as `shared` does: transformers' loads are not thread-safe
+        # one load at a time, as `shared` does: transformers' loads are not thread-safe
+        loading = threading.Lock()
 
         def own_copy(key, make):  # every DoFn instance loads its own models
             with loading:

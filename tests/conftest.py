@@ -21,6 +21,13 @@ def torch_threads_restored():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for a test (the toy trainers' and calibrations' setting: their figures repeat);
+    `torch_threads_restored` puts the count back afterwards."""
+    torch.set_num_threads(1)
+
+
 # Settings every pipeline test needs: the server is on 127.0.0.1 and timeouts should be short.
 LOCAL = [
     "download.allow_private_addresses=true",

@@ -32,6 +32,7 @@ from pairsmith.schemas.errors import ModelLoadError
 from pairsmith.schemas.record import FIELDS
 from tools.calibrate_grounding import cases, measure
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the calibration's setting
 HELDOUT = 72_000  # neither the calibration seed (70_000) nor the model card's (71_000)
 
 
@@ -52,16 +53,6 @@ def test_object_phrases_of_a_dense_caption():
         "two dogs",
     ]
     assert noun_phrases("it is red") == [] and noun_phrases(None) == []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The calibration's setting (`tools/calibrate_grounding.py`), for this module only: a thread count
-    left changed would change the float bits of every later test's in-process run."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pairsmith.filters import build_annotators, check_models
@@ -34,14 +33,6 @@ def _toy(**models) -> Synthetic:
     return annotator
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the trainer's setting: the held-out generator comes out the same
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_toy_checkpoint_loads_through_the_auto_classes():
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -58,7 +49,7 @@ def test_toy_checkpoint_loads_through_the_auto_classes():
     assert pixels["pixel_values"].shape == (2, 3, 32, 32)  # any size in, the training size out
 
 
-def test_toy_detector_on_a_generator_it_never_saw(one_thread):
+def test_toy_detector_on_a_generator_it_never_saw(one_torch_thread):
     unseen = heldout_generator(UNSEEN, seed=0)  # the trainer's: same spec, seed and data
     detector = _toy()
     real = list(real_images(400, HELDOUT_SEED, "heldout"))  # photos no model has seen, fresh scenes
