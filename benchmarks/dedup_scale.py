@@ -151,7 +151,14 @@ def semantic(data: np.ndarray, phases: dict) -> list:
             [nearest_centroid(index, data[s : s + 65536]) for s in range(0, len(data), 65536)]
         )
     with _phase(phases, "search"):
-        members = LocalFlow((c, (_node(i), data[i])) for i, c in enumerate(clusters.tolist()))
+        nodes = [_node(i) for i in range(len(data))]
+        members = LocalFlow(  # per block of rows, as the stage's shards
+            block
+            for s in range(0, len(data), 10_000)
+            for block in dedup.cluster_blocks(
+                nodes[s : s + 10_000], clusters[s : s + 10_000], data[s : s + 10_000]
+            )
+        )
         edges = dedup.semantic_edges(members, EPS).items
     return edges
 

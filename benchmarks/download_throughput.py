@@ -11,10 +11,12 @@ and runs on the same URLs, each in a fresh process:
       what a user waits for);
   (c) pairsmith's whole pipeline (`runner.run_all`: every stage, download overlapped with annotate)
       with the cheap annotators: `models.profile=none` and, unless --ocr says otherwise,
-      `annotate.ocr=off`; the seconds of each stage (the manifest's `stage_seconds`) are printed.
+      `annotate.ocr=off`; the seconds of each stage (the manifest's `stage_seconds`) are printed;
+  (d) the same with the toy AI-generated-image detector on (`models.synthetic=toy`): what the
+      `synthetic_score` signal costs in a whole run (d/c).
 
 (a) and (b) run --repeat times, alternating, and the fastest of each counts (the machine may be
-shared); (c) runs once. "work s" times the measured calls only (after the imports); "total s" is
+shared); (c) and (d) run once. "work s" times the measured calls only (after the imports); "total s" is
 the whole subprocess, interpreter start-up and imports included. Every run is checked: every row
 must be a success whose SHA-256 equals that of the bytes served for its URL. Targets: b/a >= 0.9,
 c/a >= 0.7.
@@ -56,6 +58,7 @@ RUNS = {
     "img2dataset": "(a) img2dataset download()",
     "download": "(b) pairsmith ingest + download",
     "pipeline": "(c) pairsmith whole pipeline",
+    "synthetic": "(d) (c) + synthetic_score",
 }
 
 
@@ -125,7 +128,7 @@ def run_img2dataset(args: argparse.Namespace) -> dict[str, float]:
     return phases
 
 
-def pairsmith_config(input_path: str, threads: int, shard_size: int, ocr: str = "off"):
+def pairsmith_config(input_path: str, threads: int, shard_size: int, ocr: str = "off", extra: tuple = ()):
     from pairsmith.schemas.config import load_config
 
     return load_config(
@@ -137,8 +140,14 @@ def pairsmith_config(input_path: str, threads: int, shard_size: int, ocr: str = 
             "download.allow_private_addresses=true",
             "models.profile=none",
             f"annotate.ocr={ocr}",
+            *extra,
         ],
     )
+
+
+def whole_run_settings(args: argparse.Namespace) -> tuple[str, ...]:
+    """The settings that (d) adds to (c)."""
+    return ("models.synthetic=toy",) if args.worker == "synthetic" else ()
 
 
 def run_pairsmith_download(args: argparse.Namespace) -> dict[str, float]:
@@ -159,7 +168,7 @@ def run_pairsmith_download(args: argparse.Namespace) -> dict[str, float]:
 def run_pairsmith_pipeline(args: argparse.Namespace) -> dict[str, float]:
     from pairsmith.pipelines import runner
 
-    cfg = pairsmith_config(args.input, args.threads, args.shard_size, args.ocr)
+    cfg = pairsmith_config(args.input, args.threads, args.shard_size, args.ocr, whole_run_settings(args))
     phases: dict[str, float] = {}
     with timed(phases, "pipeline"):
         manifest = runner.run_all(cfg, args.out)
@@ -168,10 +177,10 @@ def run_pairsmith_pipeline(args: argparse.Namespace) -> dict[str, float]:
 
 
 def annotator_names(args: argparse.Namespace) -> list[str]:
-    """The annotators that (c) runs (building them loads no model)."""
+    """The annotators that (c) or (d) runs (building them loads no model)."""
     from pairsmith.filters import build_annotators
 
-    cfg = pairsmith_config(args.input, args.threads, args.shard_size, args.ocr)
+    cfg = pairsmith_config(args.input, args.threads, args.shard_size, args.ocr, whole_run_settings(args))
     return [type(a).__name__ for a in build_annotators(cfg.models, cfg.annotate)]
 
 
@@ -184,6 +193,7 @@ def worker(args: argparse.Namespace) -> None:
         "img2dataset": run_img2dataset,
         "download": run_pairsmith_download,
         "pipeline": run_pairsmith_pipeline,
+        "synthetic": run_pairsmith_pipeline,
     }
     phases = run[args.worker](args)
     # Largest single process of the tree: this one or a waited-for child (img2dataset's spawned pool).
@@ -192,7 +202,7 @@ def worker(args: argparse.Namespace) -> None:
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
     result = {"import_s": import_s, "phases": phases, "peak_mb": peak_kb / 1024}
-    if args.worker == "pipeline":
+    if args.worker in ("pipeline", "synthetic"):
         result["annotators"] = annotator_names(args)
         result["stage_seconds"] = args.stage_seconds
     print(json.dumps(result))
@@ -331,11 +341,11 @@ def report(tries: dict[str, list[dict]], args: argparse.Namespace) -> None:
             for phase in ("ingest", "download"):
                 seconds = r["phases"][phase]
                 print(f"{'    ' + phase + ' stage alone':<36}{n / seconds:>10.1f}{seconds:>8.2f}")
-        if name == "pipeline":
+        if name in ("pipeline", "synthetic"):
             ran = r["stage_seconds"]  # the manifest's `stage_seconds`, printed in the order they run
             for stage in sorted(ran, key=lambda k: STAGE_ORDER.index(k) if k in STAGE_ORDER else 99):
                 print(f"{'    ' + stage:<36}{'':>10}{ran[stage]:>8.2f}")
-    a, b, c = (results[k]["work_s"] for k in RUNS)
+    a, b, c, d = (results[k]["work_s"] for k in RUNS)
     ratio = a / b
     verdict = "PASS" if ratio >= TARGET else "FAIL"
     print(f"\nb/a = {ratio:.2f}  (b = ingest + download; target >= {TARGET}: {verdict})")
@@ -350,6 +360,7 @@ def report(tries: dict[str, list[dict]], args: argparse.Namespace) -> None:
         f"c/a = {a / c:.2f}  (whole pipeline, annotate.ocr={args.ocr}; target >= {PIPELINE_TARGET}: "
         f"{verdict}; annotators: {annotators})"
     )
+    print(f"d/c = {d / c:.2f}  (the whole pipeline's time with synthetic_score on, against without)")
     print(
         "\nsamples/s = n / work s. work s: the measured calls only; total s: the whole subprocess "
         "(start-up and imports too).\nintact: success rows whose sha256 equals the served bytes'. "
@@ -407,7 +418,7 @@ def main() -> None:
         )
         expected = dict(zip(urls, digests, strict=True))
         plan = [(name, i) for i in range(args.repeat) for name in ("img2dataset", "download")]
-        for name, i in [*plan, ("pipeline", 0)]:
+        for name, i in [*plan, ("pipeline", 0), ("synthetic", 0)]:
             print(f"running {RUNS[name]} ({i + 1}) ...", flush=True)
             tries[name].append(measure_and_check(name, input_path, f"{folder}/{name}-{i}", args, expected))
     report(tries, args)

@@ -123,24 +123,55 @@ def verify_caption_bucket(element, threshold: float):
     return _verified_edges("caption", members, lambda s: nd.similar_signature_pairs(s, threshold))
 
 
+class ClusterBlock(NamedTuple):
+    """One shard's rows in one k-means cluster: their nodes and their unit vectors (float16, a row each)."""
+
+    nodes: list[Node]
+    vectors: np.ndarray
+
+
+def cluster_blocks(
+    nodes: list[Node], clusters: np.ndarray, vectors: np.ndarray
+) -> list[tuple[int, ClusterBlock]]:
+    """Rows -> (cluster, ClusterBlock) per cluster they fall in. One element per (shard, cluster), not
+    per row: the shuffle and the Python objects it holds shrink by the rows per block (a million
+    per-row elements made the search superlinear in garbage collection alone)."""
+    order = np.argsort(clusters, kind="stable")
+    ordered = clusters[order]
+    starts = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist()]
+    ends = [*starts[1:], len(order)]
+    nodes, vectors = [nodes[r] for r in order.tolist()], vectors[order].astype(np.float16)
+    return [
+        (int(ordered[a]), ClusterBlock(nodes[a:b], vectors[a:b])) for a, b in zip(starts, ends, strict=True)
+    ]
+
+
 def assign_clusters(shard: str, layout: Layout, alias: str, centroids_path: str) -> tuple[list, list]:
-    """A shard's rows with an embedding -> ([(cluster, (node, vector))], [(shard, ClusterMark)])."""
+    """A shard's rows with an embedding -> ([(cluster, ClusterBlock)], [(shard, ClusterMark)])."""
     rows, vectors = shard_embeddings(layout, alias, shard)
     if not len(rows):
         return [], []
     clusters = nearest_centroid(load_centroid_index(centroids_path), vectors)
     data = read_columns(layout, layout.data_shard(shard), ("uid", "clip_score"))
     uids, scores = data.column("uid").to_pylist(), data.column("clip_score").to_pylist()
-    members, marks = [], []
-    for row, cluster, vector in zip(rows.tolist(), clusters.tolist(), vectors, strict=True):
-        members.append((cluster, (make_node(uids[row], shard, row, scores[row]), vector.astype(np.float16))))
-        marks.append((shard, ClusterMark(row, cluster)))
-    return members, marks
+    nodes = [make_node(uids[row], shard, row, scores[row]) for row in rows.tolist()]
+    marks = [
+        (shard, ClusterMark(row, cluster))
+        for row, cluster in zip(rows.tolist(), clusters.tolist(), strict=True)
+    ]
+    return cluster_blocks(nodes, clusters, vectors), marks
 
 
 def semantic_cluster_edges(element, eps: float):
-    _, members = element
-    return _verified_edges("semantic", members, lambda v: nd.semantic_pairs(v, eps), dtype=np.float32)
+    """(cluster, its ClusterBlocks) -> SemDeDup's star edges among the cluster's rows."""
+    _, blocks = element
+    nodes = [node for block in blocks for node in block.nodes]
+    if len(nodes) < 2:
+        return []
+    order = sorted(range(len(nodes)), key=nodes.__getitem__)  # as the other kinds: members by node
+    vectors = np.concatenate([block.vectors for block in blocks])[order].astype(np.float32)
+    pairs = nd.semantic_pairs(vectors, eps)
+    return [("semantic", edge) for edge in nd.star_edges([nodes[i] for i in order], pairs)]
 
 
 def components(element) -> list[tuple[str, Node, Node]]:
@@ -214,7 +245,7 @@ def caption_edges(keyed, cfg: DedupConfig, prepare=None) -> list:
 
 
 def semantic_edges(members, eps: float):
-    """(cluster, (node, unit vector)) -> SemDeDup's edges inside each cluster."""
+    """(cluster, ClusterBlock) -> SemDeDup's edges inside each cluster."""
     return members.group_by_key("ByCluster").flat_map("SemDeDup", semantic_cluster_edges, eps)
 
 

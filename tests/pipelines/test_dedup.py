@@ -104,6 +104,31 @@ def test_semantic_and_signature_pairs_follow_their_thresholds():
     assert nd.similar_signature_pairs(signatures, 0.8) == []
 
 
+def test_semantic_edges_from_per_shard_blocks_are_all_pairs_within_each_cluster():
+    """Rows travel as one block per (shard, cluster); the edges are those of all pairs of each cluster,
+    whichever shard a row came from and in whatever order the blocks meet."""
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((40, 16)).astype(np.float32)
+    vectors = np.concatenate([base, base[:15] + 1e-3 * rng.standard_normal((15, 16)).astype(np.float32)])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    clusters = rng.integers(0, 3, len(vectors))
+    clusters[40:] = clusters[:15]  # copies in their source's cluster, but mostly in the other shard
+    nodes = [(f"{i:04d}", f"shard-{i % 2}", i, 0.0) for i in range(len(vectors))]
+    blocks = [
+        block
+        for shard in (1, 0)
+        for block in dedup.cluster_blocks(nodes[shard::2], clusters[shard::2], vectors[shard::2])
+    ]
+    assert len(blocks) == 6 and all(len(b.nodes) == len(b.vectors) for _, b in blocks)
+    found = dedup.semantic_edges(LocalFlow(blocks), eps=0.01).items
+    groups = nd.UnionFind()
+    for i, j in nd.semantic_pairs(vectors, 0.01):
+        if clusters[i] == clusters[j]:
+            groups.union(nodes[i], nodes[j])
+    expected = {(root, node) for node, root in groups.roots().items() if node != root}
+    assert {edge for _, edge in found} == expected and len(expected) == 15
+
+
 def test_default_cluster_count_is_one_per_thousand_rows_up_to_the_papers_and_a_set_count_is_kept():
     sizes = [0, 1, 999, 1000, 1001, 100_000, 1_000_000, 10**7, 5 * 10**7, 5 * 10**7 + 1, 440_000_000]
     counts = [sc.cluster_count(0, n) for n in sizes]
