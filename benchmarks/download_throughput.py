@@ -323,7 +323,9 @@ def report(tries: dict[str, list[dict]], args: argparse.Namespace) -> None:
     n = args.n
     results = {name: min(runs, key=lambda r: r["work_s"]) for name, runs in tries.items()}
     print(f"\n{n} images from 127.0.0.1, {args.threads} threads, shards of {args.shard_size}, 1 process each")
-    print(f"(a), (b): fastest of {args.repeat} runs; (c): 1 run. load average now: {os.getloadavg()[0]:.1f}")
+    print(
+        f"(a), (b): fastest of {args.repeat} runs; (c), (d): 1 run each. load average now: {os.getloadavg()[0]:.1f}"
+    )
     head = f"{'run':<36}{'samples/s':>10}{'work s':>8}{'total s':>9}{'success':>9}{'intact':>8}"
     print(head + f"{'peak MB':>9}{'tree MB':>9}")
     for name, r in results.items():
