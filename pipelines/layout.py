@@ -11,6 +11,7 @@
     OUT/_work/merged/SHARD.json       finalize merged the global columns into data/SHARD
     OUT/_work/shards/SHARD.json       download+annotate's rows, seconds and worker for the shard
     OUT/_work/dedup/centroids.npy     SemDeDup's k-means centroids (the dedup stage)
+    OUT/_work/dedup/centroids_cells.npy  their coarse cells, from 512 centroids (every worker's assignment)
     OUT/corruption.json               estimated corruption ratio and how (the corruption stage)
     OUT/manifest.json                 counts, config hash, versions, model ids, wall time
 

@@ -29,7 +29,7 @@ from pairsmith.pipelines.run_state import (
     drop_manifest,
     invalidate_global_stages,
 )
-from pairsmith.pipelines.semantic_clusters import train_centroids
+from pairsmith.pipelines.semantic_clusters import train_centroids, write_cells
 from pairsmith.pipelines.shard_check import OutputError, damaged_data, damaged_downloads, input_rows
 from pairsmith.pipelines.stage_columns import finish_stage, stage_done
 from pairsmith.pipelines.stages import (
@@ -179,6 +179,7 @@ def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
         if centroids is not None:
             centroids_path = layout.centroids
             write_npy(centroids, centroids_path)
+            write_cells(centroids, centroids_path)
     run_graph("Dedup", shards, deduplicate, cfg.runner, layout, cfg.dedup, primary, centroids_path)
     if dry_run(cfg.runner):
         return

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from pairsmith.filters.vectors import unit
-from pairsmith.pipelines.layout import Layout, read_parquet
+from pairsmith.pipelines.layout import Layout, read_parquet, write_npy
 
 MAX_POINTS_PER_CENTROID = 64  # faiss warns under 39; more costs time
 ROWS_PER_CLUSTER = 1000  # the default cluster count: one per this many embeddings...
@@ -120,13 +120,38 @@ def train_centroids(
     return spherical_kmeans(np.concatenate(sample), k, seed)
 
 
+def cells_path(centroids_path: str) -> str:
+    """Where the CellIndex's coarse cells are saved beside the centroids (`write_cells`)."""
+    return centroids_path.removesuffix(".npy") + "_cells.npy"
+
+
+def write_cells(centroids: np.ndarray, centroids_path: str) -> None:
+    """Saves `coarse_cells` beside the centroids, or removes a cells file of an earlier run when
+    these centroids have none."""
+    import fsspec
+
+    cells = coarse_cells(centroids)
+    if cells is not None:
+        write_npy(cells, cells_path(centroids_path))
+        return
+    fs, path = fsspec.core.url_to_fs(cells_path(centroids_path))
+    if fs.exists(path):
+        fs.rm(path)
+
+
 @functools.lru_cache(maxsize=2)
 def load_centroid_index(path: str):
-    """`centroid_index` over the centroids saved at `path` (any fsspec URL), loaded once per process."""
+    """`centroid_index` over the centroids saved at `path` (any fsspec URL), with the coarse cells
+    saved beside them when there are any, loaded once per process."""
     import fsspec
 
     with fsspec.open(path, "rb") as f:
-        return centroid_index(np.load(f))
+        centroids = np.load(f)
+    fs, cells_file = fsspec.core.url_to_fs(cells_path(path))
+    if not fs.exists(cells_file):
+        return centroid_index(centroids)
+    with fs.open(cells_file, "rb") as f:
+        return centroid_index(centroids, np.load(f))
 
 
 class CellIndex(NamedTuple):
@@ -141,20 +166,16 @@ class CellIndex(NamedTuple):
     candidates: list[np.ndarray]
 
 
-def centroid_index(centroids: np.ndarray):
-    """An index over the centroids for `nearest_centroid`: faiss's exact flat index under
-    IVF_FROM_CLUSTERS; above, a CellIndex over 3 sqrt(k) coarse cells (trained on the centroids),
-    so that assigning a row costs ~5 sqrt(k) products, not k (k grows with the rows). It agrees
-    with the exact nearest centroid for 98.7 % of the rows of dedup_scale's million (faiss's inverted
-    file with 3 probes: 98.9 %); near-duplicates, nearly the same vector, still meet."""
+def coarse_cells(centroids: np.ndarray) -> np.ndarray | None:
+    """The CellIndex's 3 sqrt(k) coarse cells, trained on the centroids; None under IVF_FROM_CLUSTERS.
+    The dedup stage trains them once and saves them beside the centroids, so that every worker
+    assigns with the same cells (k-means on another machine or thread count may differ in its
+    last bits, and a row near a boundary would then change cluster between workers)."""
     import faiss
 
-    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
     k, dim = centroids.shape
     if k < IVF_FROM_CLUSTERS:
-        index = faiss.IndexFlatIP(dim)
-        index.add(centroids)
-        return index
+        return None
     kmeans = faiss.Kmeans(  # the cells train on the centroids themselves
         dim,
         int(IVF_CELLS_PER_ROOT * np.sqrt(k)),
@@ -163,8 +184,25 @@ def centroid_index(centroids: np.ndarray):
         seed=0,
         min_points_per_centroid=1,
     )
-    kmeans.train(centroids)
-    cells = kmeans.centroids
+    kmeans.train(np.ascontiguousarray(centroids, dtype=np.float32))
+    return kmeans.centroids
+
+
+def centroid_index(centroids: np.ndarray, cells: np.ndarray | None = None):
+    """An index over the centroids for `nearest_centroid`: faiss's exact flat index under
+    IVF_FROM_CLUSTERS; above, a CellIndex over `cells` (default: `coarse_cells`), so that
+    assigning a row costs ~5 sqrt(k) products, not k (k grows with the rows). It agrees with the
+    exact nearest centroid for 98.7 % of the rows of dedup_scale's million (faiss's inverted file
+    with 3 probes: 98.9 %); near-duplicates, nearly the same vector, still meet."""
+    import faiss
+
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    k, dim = centroids.shape
+    if k < IVF_FROM_CLUSTERS:
+        index = faiss.IndexFlatIP(dim)
+        index.add(centroids)
+        return index
+    cells = coarse_cells(centroids) if cells is None else np.asarray(cells, dtype=np.float32)
     similarity = cells @ centroids.T
     own = similarity.argmax(0)
     per_cell = int(np.ceil(CANDIDATES_PER_ROOT * np.sqrt(k)))

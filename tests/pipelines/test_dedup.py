@@ -154,6 +154,31 @@ def test_two_level_kmeans_gives_k_unit_centroids_the_same_for_the_same_seed():
     assert len(np.unique(clusters)) > k // 2  # the clusters split the sample, not a few of them
 
 
+def test_every_worker_assigns_with_the_cells_saved_beside_the_centroids(tmp_path):
+    """From 512 centroids the dedup stage saves the coarse cells once; a worker loading the
+    centroids uses those cells (not its own k-means of them), and fewer centroids remove the file."""
+    rng = np.random.default_rng(1)
+    centroids = rng.standard_normal((sc.IVF_FROM_CLUSTERS, 16)).astype(np.float32)
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    path = str(tmp_path / "centroids.npy")
+    np.save(path, centroids)
+    sc.write_cells(centroids, path)
+    saved = np.load(sc.cells_path(path))
+    assert saved.shape == (int(sc.IVF_CELLS_PER_ROOT * np.sqrt(len(centroids))), 16)
+    np.save(sc.cells_path(path), saved[::-1].copy())  # what a worker reads is what it uses
+    index = sc.load_centroid_index(path)
+    np.testing.assert_array_equal(index.cells, saved[::-1])
+    rows = rng.standard_normal((2000, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    assigned = sc.nearest_centroid(index, rows)
+    np.testing.assert_array_equal(
+        assigned, sc.nearest_centroid(sc.centroid_index(centroids, saved[::-1]), rows)
+    )
+    assert assigned.min() >= 0 and assigned.max() < len(centroids)
+    sc.write_cells(centroids[:10], path)
+    assert not (tmp_path / "centroids_cells.npy").exists()
+
+
 @pytest.fixture(scope="module")
 def deduplicated(tmp_path_factory, demo_routes_and_pairs):
     """The small demo site through the whole pipeline: photos, their resized and recompressed copies,
