@@ -33,7 +33,12 @@ from pairsmith.pipelines.dedup_keys import (
     phash_keys,
 )
 from pairsmith.pipelines.layout import Layout, read_columns
-from pairsmith.pipelines.semantic_clusters import load_centroid_index, nearest_centroid, shard_embeddings
+from pairsmith.pipelines.semantic_clusters import (
+    key_runs,
+    load_centroid_index,
+    nearest_centroid,
+    shard_embeddings,
+)
 from pairsmith.pipelines.stage_columns import write_columns
 from pairsmith.schemas.config import DedupConfig
 
@@ -86,11 +91,19 @@ def distinct_and_star(element, kind: str) -> tuple[list, tuple]:
 
 def _verified_edges(kind: str, members, find_pairs, dtype=None) -> list[tuple[str, tuple[Node, Node]]]:
     """Star edges among the (node, payload) members of one bucket that `find_pairs` pairs up."""
-    members = sorted(members, key=lambda m: m[0])
+    members = list(members)  # Beam hands a bucket over as an iterable
     if len(members) < 2:  # most buckets: nothing to compare
         return []
-    payloads = np.array([payload for _, payload in members], dtype=dtype)
-    return [(kind, edge) for edge in nd.star_edges([node for node, _ in members], find_pairs(payloads))]
+    nodes = [node for node, _ in members]
+    return _star_among(kind, nodes, np.array([payload for _, payload in members], dtype=dtype), find_pairs)
+
+
+def _star_among(kind: str, nodes: list[Node], payloads: np.ndarray, find_pairs) -> list:
+    """Star edges among rows (nodes[i], payloads[i]) that `find_pairs` pairs up, the rows taken in
+    node order, so that the edges do not depend on the order in which the rows arrived."""
+    order = sorted(range(len(nodes)), key=nodes.__getitem__)
+    pairs = find_pairs(payloads[order])
+    return [(kind, edge) for edge in nd.star_edges([nodes[i] for i in order], pairs)]
 
 
 def image_band_keys(element, max_distance: int):
@@ -136,13 +149,10 @@ def cluster_blocks(
     """Rows -> (cluster, ClusterBlock) per cluster they fall in. One element per (shard, cluster), not
     per row: the shuffle and the Python objects it holds shrink by the rows per block (a million
     per-row elements made the search superlinear in garbage collection alone)."""
-    order = np.argsort(clusters, kind="stable")
-    ordered = clusters[order]
-    starts = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist()]
-    ends = [*starts[1:], len(order)]
-    nodes, vectors = [nodes[r] for r in order.tolist()], vectors[order].astype(np.float16)
+    vectors = vectors.astype(np.float16)
     return [
-        (int(ordered[a]), ClusterBlock(nodes[a:b], vectors[a:b])) for a, b in zip(starts, ends, strict=True)
+        (cluster, ClusterBlock([nodes[r] for r in rows.tolist()], vectors[rows]))
+        for cluster, rows in key_runs(clusters)
     ]
 
 
@@ -168,10 +178,8 @@ def semantic_cluster_edges(element, eps: float):
     nodes = [node for block in blocks for node in block.nodes]
     if len(nodes) < 2:
         return []
-    order = sorted(range(len(nodes)), key=nodes.__getitem__)  # as the other kinds: members by node
-    vectors = np.concatenate([block.vectors for block in blocks])[order].astype(np.float32)
-    pairs = nd.semantic_pairs(vectors, eps)
-    return [("semantic", edge) for edge in nd.star_edges([nodes[i] for i in order], pairs)]
+    vectors = np.concatenate([block.vectors for block in blocks]).astype(np.float32)
+    return _star_among("semantic", nodes, vectors, lambda v: nd.semantic_pairs(v, eps))
 
 
 def components(element) -> list[tuple[str, Node, Node]]:

@@ -216,14 +216,17 @@ def nearest_centroid(index, vectors: np.ndarray) -> np.ndarray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if not isinstance(index, CellIndex):
         return index.search(vectors, 1)[1][:, 0]
-    if not len(vectors):
-        return np.zeros(0, np.int64)
     cell = (vectors @ index.cells.T).argmax(1)
-    order = np.argsort(cell, kind="stable")
-    ordered = cell[order]
-    starts = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist()]
     nearest = np.empty(len(vectors), np.int64)
-    for start, end in zip(starts, [*starts[1:], len(order)], strict=True):
-        rows, candidates = order[start:end], index.candidates[ordered[start]]
+    for key, rows in key_runs(cell):
+        candidates = index.candidates[key]
         nearest[rows] = candidates[(vectors[rows] @ index.centroids[candidates].T).argmax(1)]
     return nearest
+
+
+def key_runs(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(key, the positions holding it) for each distinct key, in key order; positions ascending."""
+    order = np.argsort(keys, kind="stable")
+    starts = [0, *(np.flatnonzero(np.diff(keys[order])) + 1).tolist()] if len(keys) else []
+    ends = [*starts[1:], len(order)]
+    return [(int(keys[order[a]]), order[a:b]) for a, b in zip(starts, ends, strict=True)]
