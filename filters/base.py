@@ -6,7 +6,9 @@ Beam DoFns, RunInference handlers and Prefect tasks only wrap it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -98,7 +100,10 @@ class Annotator(ABC):
         """One list per field in `fields`, each as long as the batch."""
 
     def __call__(self, batch: Batch) -> dict[str, pa.Array]:
-        values = self.annotate(batch)
+        return self.arrays(self.annotate(batch))
+
+    def arrays(self, values: dict[str, list[Any]]) -> dict[str, pa.Array]:
+        """`annotate`'s lists as Arrow arrays of the declared types (side fields keyed "dataset/column")."""
         named = [(f.name, f) for f in self.fields]
         named += [(f"{dataset}/{f.name}", f) for dataset, fields in self.side_fields.items() for f in fields]
         return {name: _as_array(values[name], f.type) for name, f in named}
@@ -116,9 +121,20 @@ class ImageAnnotator(Annotator):
 
         if self.thread_safe:
             rows = batch.map(one, batch.images)
-        else:  # also when several DoFn threads share this instance (pipelines/shared_models.py)
-            with _SERIAL.setdefault(type(self), threading.Lock()):
+        else:
+            with self.serial():
                 rows = [one(image) for image in batch.images]
+        return self.columns_of(rows)
+
+    def serial(self) -> contextlib.AbstractContextManager:
+        """Held around `annotate_image` calls: one at a time in the process unless `thread_safe`
+        (also when several DoFn threads share this instance, pipelines/shared_models.py)."""
+        if self.thread_safe:
+            return contextlib.nullcontext()
+        return _SERIAL.setdefault(type(self), threading.Lock())
+
+    def columns_of(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """Per-image results (`annotate_image`'s, {} for a row without an image) as one list per field."""
         return {f.name: [row.get(f.name) for row in rows] for f in self.fields}
 
     @abstractmethod
@@ -127,6 +143,17 @@ class ImageAnnotator(Annotator):
 
 
 _SERIAL: dict[type, threading.Lock] = {}
+_GREYS: dict[int, Image.Image] = {}
+
+
+def grey(image: Image.Image) -> Image.Image:
+    """`image.convert("L")`, converted once per image object however many annotators ask for it
+    (pHash and the near-uniform rule both start from it); dropped with the image."""
+    found = _GREYS.get(id(image))
+    if found is None:
+        found = _GREYS[id(image)] = image.convert("L")
+        weakref.finalize(image, _GREYS.pop, id(image), None)
+    return found
 
 
 def _as_array(values: list[Any] | pa.Array, type_: pa.DataType) -> pa.Array:

@@ -55,13 +55,14 @@ class ClipScore(Annotator):
 
     @classmethod
     def check(cls, run, spec: list) -> dict[str, str]:
-        from pairsmith.filters.clip_models import resolve
-
         aliases = [m.alias for m in spec]
         if len(set(aliases)) != len(aliases):
             raise ConfigError(f"models.clip: aliases must be unique, got {aliases}")
-        for m in spec:
-            resolve(m.spec)
+        if spec:  # open_clip takes seconds to import: not for a run without CLIP
+            from pairsmith.filters.clip_models import resolve
+
+            for m in spec:
+                resolve(m.spec)
         return {f"clip/{m.alias}": m.spec for m in spec}
 
     @classmethod

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from pairsmith.filters.base import ImageAnnotator
+from pairsmith.filters.base import ImageAnnotator, grey
 from pairsmith.schemas.record import column
 
 NEAR_UNIFORM_SHARE = 0.8  # CAPro: >= 80% pixels one grey value after 64x64 resize
@@ -62,12 +62,12 @@ class ImageStats(ImageAnnotator):
             else image
         )
         rgb = np.asarray(work)
-        grey = np.asarray(work.convert("L"))
-        luma = grey.astype(np.float32) / 255
-        small = np.asarray(image.convert("L").resize((64, 64)))
+        work_grey = np.asarray(work.convert("L"))
+        luma = work_grey.astype(np.float32) / 255
+        small = np.asarray(grey(image).resize((64, 64)))
         share = np.bincount(small.ravel(), minlength=256).max() / small.size
         return {
-            "sharpness": laplacian_variance(grey) if min(grey.shape) >= 3 else None,
+            "sharpness": laplacian_variance(work_grey) if min(work_grey.shape) >= 3 else None,
             "brightness": float(luma.mean()),
             "contrast": float(luma.std()),
             "colourfulness": colourfulness(rgb),

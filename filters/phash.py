@@ -7,7 +7,7 @@ from importlib.metadata import version
 import pyarrow as pa
 from PIL import Image
 
-from pairsmith.filters.base import ImageAnnotator
+from pairsmith.filters.base import ImageAnnotator, grey
 from pairsmith.schemas.record import column
 
 
@@ -24,4 +24,4 @@ class PerceptualHash(ImageAnnotator):
     def annotate_image(self, image: Image.Image) -> dict[str, int]:
         import imagehash
 
-        return {"phash": int(str(imagehash.phash(image)), 16)}
+        return {"phash": int(str(imagehash.phash(grey(image))), 16)}  # phash converts to "L" first

@@ -1,4 +1,7 @@
-"""Annotate: decode each stored image once, run every annotator over batches, write the final shard."""
+"""Annotate: decode each stored image once, run every annotator over batches, write the final shard.
+
+The per-image annotators may have run already, while the shard downloaded (`early_images`): their
+columns are taken from there, and the images are read back from the tar only for the others."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Executor
+from typing import TYPE_CHECKING
 
 import fsspec
 import pyarrow as pa
@@ -17,10 +21,14 @@ from pairsmith.pipelines.layout import Layout, read_parquet, write_parquet
 from pairsmith.schemas import PIPELINE_VERSION
 from pairsmith.schemas.record import CORE_NAMES, record_schema, validate_table
 
+if TYPE_CHECKING:
+    from pairsmith.pipelines.early_images import EarlyImages
+
 IDENTITY = ("uid", "url", "caption", "source_file", "source_row")
 
 
-def _decode(data: bytes | None) -> Image.Image | None:
+def decode(data: bytes | None) -> Image.Image | None:
+    """The stored image as RGB; None without bytes or when they do not decode."""
     if data is None:
         return None
     try:
@@ -56,19 +64,28 @@ def annotate_rows(
     annotators: list[Annotator],
     batch_size: int,
     pool: Executor | None = None,
+    early: EarlyImages | None = None,
 ) -> dict[str, pa.Array]:
     """New columns for all rows (side-dataset columns keyed "dataset/column"); each image is
-    decoded once and shared by every annotator; `pool` decodes and measures a batch's images."""
+    decoded once and shared by every annotator; `pool` decodes and measures a batch's images.
+    `early`: the per-image annotators' values, computed while the shard downloaded."""
     base = {"caption": rows.column("caption").to_pylist()}
     base |= {name: results.column(name).to_pylist() for name in results.column_names}
+    done_early = [a for a in annotators if early is not None and early.takes(a)]
+    read_images = any(a.reads_image for a in annotators if a not in done_early)
     chunks: dict[str, list[pa.Array]] = {}
     for start in range(0, rows.num_rows, batch_size):
         stop = min(start + batch_size, rows.num_rows)
-        encoded = [next(images) for _ in range(start, stop)]
-        batch = Batch({k: v[start:stop] for k, v in base.items()}, [], pool)
-        batch.images = batch.map(_decode, encoded)
+        batch = Batch({k: v[start:stop] for k, v in base.items()}, [None] * (stop - start), pool)
+        if read_images:
+            batch.images = batch.map(decode, [next(images) for _ in range(start, stop)])
         for annotator in annotators:
-            for name, array in annotator(batch).items():
+            arrays = (
+                annotator.arrays(early.columns(annotator, range(start, stop)))
+                if annotator in done_early
+                else annotator(batch)
+            )
+            for name, array in arrays.items():
                 chunks.setdefault(name, []).append(array)
                 batch.columns[name] = array.to_pylist()
     return {name: pa.concat_arrays(parts) for name, parts in chunks.items()}
@@ -121,14 +138,19 @@ def annotate_shard(
     batch_size: int,
     provenance: dict,
     pool: Executor | None = None,
+    early: EarlyImages | None = None,
 ) -> dict:
-    """Write the side datasets, then `data/SHARD.parquet` (its presence marks the shard done)."""
+    """Write the side datasets, then `data/SHARD.parquet` (its presence marks the shard done).
+    `early`: per-image values computed during this shard's download (used if it saw every image)."""
     if layout.exists(layout.data_shard(shard)):
         return {"shard": shard, "skipped": True}
     rows = read_parquet(layout.input_shard(shard))
     results = read_parquet(layout.download_shard(shard))
-    images = image_loader(layout, shard, results.column("member").to_pylist())
-    new = annotate_rows(rows, results, images, annotators, batch_size, pool)
+    members = results.column("member").to_pylist()
+    if early is not None and not early.has(i for i, m in enumerate(members) if m is not None):
+        early = None  # not every stored image passed through it: compute everything from the tar
+    images = image_loader(layout, shard, members)
+    new = annotate_rows(rows, results, images, annotators, batch_size, pool, early)
     table = _record_table(rows, results, new, annotators, provenance)
     validate_table(table)
     for dataset, side in _side_tables(rows, new, annotators).items():

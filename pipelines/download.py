@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 
 import fsspec
 import img2dataset.resizer
@@ -138,9 +139,12 @@ def member_key(shard: str, row: int) -> str:
     return f"{shard}_{row:09d}"
 
 
-def _writer_class(resizer: _MeasuringResizer, shard: str):
-    """img2dataset's webdataset writer, adding the resizer's measurements and keying each sample by
-    `member_key`."""
+ImageHook = Callable[[int, bytes], None]  # (input row, stored image bytes), as each image is written
+
+
+def _writer_class(resizer: _MeasuringResizer, shard: str, on_image: ImageHook | None):
+    """img2dataset's webdataset writer, adding the resizer's measurements, keying each sample by
+    `member_key` and handing each stored image to `on_image` once it is in the tar."""
 
     class MeasuringWriter(WebDatasetSampleWriter):
         def __init__(self, shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format):
@@ -155,6 +159,8 @@ def _writer_class(resizer: _MeasuringResizer, shard: str):
                 meta[name] = resizer.last.get(name) if downloaded else None
             key = meta["key"] = member_key(shard, meta["row"])
             super().write(img_str, key, caption, meta)
+            if on_image is not None and meta["status"] == "success" and img_str is not None:
+                on_image(meta["row"], img_str)
 
     return MeasuringWriter
 
@@ -174,7 +180,13 @@ def make_resizer(cfg: DownloadConfig) -> _MeasuringResizer:
 
 
 def run_img2dataset(
-    urls: list[str], captions: list[str | None], rows: list[int], cfg: DownloadConfig, folder: str, shard: str
+    urls: list[str],
+    captions: list[str | None],
+    rows: list[int],
+    cfg: DownloadConfig,
+    folder: str,
+    shard: str,
+    on_image: ImageHook | None = None,
 ) -> pa.Table:
     """Download `urls` (input rows `rows` of `shard`) into `folder` (00000.tar + 00000.parquet, keys
     from `member_key`); return img2dataset's rows."""
@@ -183,7 +195,7 @@ def run_img2dataset(
         writer.write_table(rows)
     resizer = make_resizer(cfg)
     downloader = Downloader(
-        sample_writer_class=_writer_class(resizer, shard),
+        sample_writer_class=_writer_class(resizer, shard, on_image),
         resizer=resizer,
         thread_count=cfg.threads,
         save_caption=True,
@@ -205,7 +217,13 @@ def run_img2dataset(
 
 
 def fetch_rows(
-    inputs: pa.Table, rows: list[int], shard: str, tar: str, cfg: DownloadConfig, folder: str
+    inputs: pa.Table,
+    rows: list[int],
+    shard: str,
+    tar: str,
+    cfg: DownloadConfig,
+    folder: str,
+    on_image: ImageHook | None = None,
 ) -> pa.Table:
     """Download input rows `rows` of `shard` into `folder/00000.tar`; one result row per input row, in
     input order, filled for `rows` only."""
@@ -214,7 +232,7 @@ def fetch_rows(
         urls, caps = inputs.column("url").to_pylist(), inputs.column("caption").to_pylist()
         with fetch_policy(cfg):
             fetched = run_img2dataset(
-                [urls[i].strip() for i in rows], [caps[i] for i in rows], rows, cfg, folder, shard
+                [urls[i].strip() for i in rows], [caps[i] for i in rows], rows, cfg, folder, shard, on_image
             )
     else:
         fetched = pa.table({"row": pa.array([], pa.int64())})
@@ -252,8 +270,11 @@ def _with_input_problems(results: pa.Table, problems: list[str | None]) -> pa.Ta
     return pa.table(out, schema=RESULT_SCHEMA)
 
 
-def download_shard(shard: str, layout: Layout, cfg: DownloadConfig) -> dict:
-    """Download one shard (skipped if already done); returns counts for progress reports."""
+def download_shard(
+    shard: str, layout: Layout, cfg: DownloadConfig, on_image: ImageHook | None = None
+) -> dict:
+    """Download one shard (skipped if already done); returns counts for progress reports.
+    `on_image(row, bytes)` is called with each stored image as it is written (see `early_images`)."""
     if layout.exists(layout.download_shard(shard)):
         return {"shard": shard, "skipped": True}
     rows = read_parquet(layout.input_shard(shard))
@@ -261,7 +282,7 @@ def download_shard(shard: str, layout: Layout, cfg: DownloadConfig) -> dict:
     fetch = [i for i, p in enumerate(problems) if p is None]
     scratch = tempfile.mkdtemp(prefix=f"pairsmith-{shard}-")
     try:
-        fetched = fetch_rows(rows, fetch, shard, layout.tar_relative(shard), cfg, scratch)
+        fetched = fetch_rows(rows, fetch, shard, layout.tar_relative(shard), cfg, scratch, on_image)
         results = _with_input_problems(fetched, problems)
         upload_tar(f"{scratch}/00000.tar", layout.tar(shard))
         write_parquet(results, layout.download_shard(shard))

@@ -26,6 +26,7 @@ from pairsmith.filters import build_annotators
 from pairsmith.filters.devices import annotate_batch_size
 from pairsmith.pipelines.annotate import annotate_shard
 from pairsmith.pipelines.download import download_shard
+from pairsmith.pipelines.early_images import EarlyImages, early_annotators
 from pairsmith.pipelines.ingest import cut_shards
 from pairsmith.pipelines.layout import Layout, write_json, write_parquet
 from pairsmith.pipelines.recaption import build_recaptioners, recaption_key, recaption_shard
@@ -91,9 +92,11 @@ def _json(*configs) -> str:
 
 
 class DownloadAnnotateFn(beam.DoFn):
-    """A group of shards -> each one downloaded, then annotated. The next shard downloads in a
-    background thread while the current one is annotated, so the network overlaps decoding and
-    model work; the annotators load once per worker (`setup`)."""
+    """A group of shards -> each one downloaded, then annotated. Each stored image is decoded and
+    measured by the per-image annotators as soon as it is written (`early_images`), the next shard
+    downloads in a background thread while the current one is annotated, and the models load once
+    per worker (`shared_models`) beside the first download, so the network overlaps decoding and
+    model work."""
 
     def __init__(
         self,
@@ -111,25 +114,30 @@ class DownloadAnnotateFn(beam.DoFn):
         if self.models.threads:
             torch.set_num_threads(self.models.threads)
         key = "annotators:" + _json(self.models, self.cfg, self.recaption)
-        self.annotators = shared(
-            key, lambda: _set_up(build_annotators(self.models, self.cfg, self.recaption))
+        self.loader = ThreadPoolExecutor(1, thread_name_prefix="models")
+        self.annotators = self.loader.submit(
+            shared, key, lambda: _set_up(build_annotators(self.models, self.cfg, self.recaption))
         )
+        self.early = bool(early_annotators(build_annotators(self.models, self.cfg, self.recaption)))
         self.pool = ThreadPoolExecutor(self.cfg.threads or os.cpu_count(), thread_name_prefix="images")
         self.batch_size = annotate_batch_size(self.cfg, self.models)  # larger on a GPU
 
-    def _download(self, shard: str) -> float:
-        began = time.perf_counter()
-        download_shard(shard, self.layout, self.download)
-        return time.perf_counter() - began
+    def _download(self, shard: str) -> tuple[float, EarlyImages | None]:
+        """Download `shard`: its seconds, and its early per-image values (None if it was done before
+        or no annotator runs early)."""
+        began, early = time.perf_counter(), EarlyImages(self.annotators, self.pool) if self.early else None
+        done = download_shard(shard, self.layout, self.download, on_image=early.add if early else None)
+        return time.perf_counter() - began, None if done.get("skipped") else early
 
     def process(self, shards: list[str]):
         fetcher = ThreadPoolExecutor(1, thread_name_prefix="download")
         try:
             downloads = [fetcher.submit(self._download, s) for s in shards]
             for shard, download in zip(shards, downloads, strict=True):
-                download_s, began = download.result(), time.perf_counter()
+                (download_s, early), began = download.result(), time.perf_counter()
+                annotators = self.annotators.result()
                 done = annotate_shard(
-                    shard, self.layout, self.annotators, self.batch_size, self.provenance, self.pool
+                    shard, self.layout, annotators, self.batch_size, self.provenance, self.pool, early
                 )
                 if not done.get("skipped"):
                     seconds = {"download_s": download_s, "annotate_s": time.perf_counter() - began}
@@ -140,6 +148,7 @@ class DownloadAnnotateFn(beam.DoFn):
 
     def teardown(self):
         self.pool.shutdown()
+        self.loader.shutdown()
 
 
 class MergeShardFn(beam.DoFn):

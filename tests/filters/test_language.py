@@ -38,3 +38,22 @@ def test_loading_the_declarations_loads_neither_model():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_langid_decodes_its_model_once_per_machine_and_classifies_as_langid_does(tmp_path, monkeypatch):
+    from langid.langid import LanguageIdentifier, model
+
+    from pairsmith.filters.language import langid_language, sparse_identifier
+
+    captions = ["a red bus parked on a city street", "ein Hund spielt im Park", "le chat noir dort"]
+    reference = LanguageIdentifier.from_modelstring(model, norm_probs=True)
+    monkeypatch.setenv("PAIRSMITH_MODEL_CACHE", str(tmp_path / "cache"))
+    first = sparse_identifier()
+    cached = list((tmp_path / "cache").glob("langid-*.pickle"))
+    assert len(cached) == 1
+    again = sparse_identifier()  # from the cached file
+    for identifier in (first, again):
+        assert [langid_language(identifier, c) for c in captions] == [reference.classify(c) for c in captions]
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("PAIRSMITH_MODEL_CACHE", str(tmp_path / "file"))  # the cache cannot be written
+    assert langid_language(sparse_identifier(), captions[1]) == reference.classify(captions[1])
