@@ -284,7 +284,8 @@ class RunnerConfig(_Strict):
         4,
         ge=1,
         description="Shards one worker downloads and annotates in a row: the next one downloads while "
-        "the current one is annotated (1: no overlap).",
+        "the current one is annotated (1: no such overlap; per-image annotators still run on each image "
+        "as it arrives).",
     )
 
 
