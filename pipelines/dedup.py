@@ -89,13 +89,14 @@ def distinct_and_star(element, kind: str) -> tuple[list, tuple]:
     return star(kind, nodes), (value, nodes[0])
 
 
-def _verified_edges(kind: str, members, find_pairs, dtype=None) -> list[tuple[str, tuple[Node, Node]]]:
-    """Star edges among the (node, payload) members of one bucket that `find_pairs` pairs up."""
+def _verified_edges(kind: str, members, find_pairs, as_array) -> list[tuple[str, tuple[Node, Node]]]:
+    """Star edges among the (node, payload) members of one bucket that `find_pairs` pairs up
+    (`as_array`: the members' payloads as one array, a row each)."""
     members = list(members)  # Beam hands a bucket over as an iterable
     if len(members) < 2:  # most buckets: nothing to compare
         return []
     nodes = [node for node, _ in members]
-    return _star_among(kind, nodes, np.array([payload for _, payload in members], dtype=dtype), find_pairs)
+    return _star_among(kind, nodes, as_array([payload for _, payload in members]), find_pairs)
 
 
 def _star_among(kind: str, nodes: list[Node], payloads: np.ndarray, find_pairs) -> list:
@@ -116,7 +117,10 @@ def verify_image_bucket(element, max_distance: int):
     (band, _), members = element
     free = nd.FULL_64 & ~nd.band_mask(band, max_distance)
     return _verified_edges(
-        "image", members, lambda values: nd.close_pairs(values, max_distance, free), dtype=np.uint64
+        "image",
+        members,
+        lambda values: nd.close_pairs(values, max_distance, free),
+        lambda payloads: np.array(payloads, dtype=np.uint64),
     )
 
 
@@ -127,13 +131,20 @@ def caption_signature(element, cfg: DedupConfig):
 
 def caption_band_keys(element, bands: int, rows: int):
     rep, signature = element
+    packed = signature.tobytes()  # bytes cross a shuffle as they are; an array is pickled, per band
     for band in nd.minhash_bands(signature, bands, rows):
-        yield band, (rep, signature)
+        yield band, (rep, packed)
+
+
+def _signatures(packed: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(packed), np.uint32).reshape(len(packed), -1)
 
 
 def verify_caption_bucket(element, threshold: float):
     _, members = element
-    return _verified_edges("caption", members, lambda s: nd.similar_signature_pairs(s, threshold))
+    return _verified_edges(
+        "caption", members, lambda s: nd.similar_signature_pairs(s, threshold), _signatures
+    )
 
 
 class ClusterBlock(NamedTuple):
