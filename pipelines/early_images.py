@@ -26,11 +26,16 @@ from pairsmith.pipelines.annotate import decode
 PENDING = 256  # images decoded or waiting at once; beyond, the download waits (memory stays bounded)
 
 
+def _one_at_a_time(annotator: Annotator) -> bool:
+    """An `ImageAnnotator` whose batch step is the base one: `annotate_image` per image, nothing else."""
+    return isinstance(annotator, ImageAnnotator) and type(annotator).annotate is ImageAnnotator.annotate
+
+
 def early_annotators(annotators: list[Annotator]) -> list[Annotator]:
     """The annotators to run on each image as it arrives: those that read the image, if each of them
     looks at one image at a time (else none: each image is decoded once, on batches)."""
     readers = [a for a in annotators if a.reads_image]
-    return readers if all(isinstance(a, ImageAnnotator) for a in readers) else []
+    return readers if all(_one_at_a_time(a) for a in readers) else []
 
 
 class EarlyImages:

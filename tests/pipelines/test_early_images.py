@@ -92,3 +92,14 @@ def test_an_image_that_missed_the_early_work_is_read_from_the_tar(tmp_path, demo
 def test_images_run_early_only_when_no_batch_model_reads_them(settings, early):
     cfg = load_config(None, settings)
     assert [type(a).__name__ for a in early_annotators(build_annotators(cfg.models, cfg.annotate))] == early
+
+
+def test_an_image_annotator_with_its_own_batch_step_keeps_every_image_on_batches():
+    from pairsmith.filters.image_stats import ImageStats
+
+    class BatchStats(ImageStats):
+        def annotate(self, batch):  # e.g. a batch-level gate: only the batch path runs it as written
+            return super().annotate(batch)
+
+    assert early_annotators([ImageStats()]) != []
+    assert early_annotators([ImageStats(), BatchStats()]) == []
