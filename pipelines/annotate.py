@@ -33,7 +33,8 @@ def decode(data: bytes | None) -> Image.Image | None:
         return None
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return img.convert("RGB")
+            img.load()
+            return img if img.mode == "RGB" else img.convert("RGB")  # a JPEG is RGB already: no copy
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
