@@ -31,12 +31,25 @@ def prepare_folder(out: Path) -> None:
     (out / MARKER).write_text("written by `pairsmith demo`; the next demo run replaces this folder\n")
 
 
+# The port is in every url, the url in every uid, and the uid chooses a row's random corruption
+# bucket: on a fixed port, every demo run gives the same rows. Below Linux's ephemeral range.
+DEMO_PORT = 29518
+
+
+def _demo_server(routes) -> LocalImageServer:
+    """The demo site on DEMO_PORT, or on any free port when something else holds it."""
+    try:
+        return LocalImageServer(routes, port=DEMO_PORT)
+    except OSError:
+        return LocalImageServer(routes)
+
+
 def run_demo(out: str, n_pairs: int = 200, extra_settings: list[str] | None = None) -> dict:
     """Build the demo site, serve it, run `build_dataset`, write the HTML report, return the manifest."""
     folder = Path(out).resolve()
     prepare_folder(folder)
     routes, pairs = build_demo_site(n_pairs=n_pairs, timeout_delay_s=4.0)
-    with LocalImageServer(routes) as server:
+    with _demo_server(routes) as server:
         input_path = folder / "demo-input" / "pairs.parquet"
         input_path.parent.mkdir()
         write_pairs_parquet(pairs, server.base_url, input_path)

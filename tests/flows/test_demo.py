@@ -38,7 +38,9 @@ def test_demo_runs_end_to_end_and_its_output_passes_the_schema(tmp_path):
     # the demo ends by writing the report and printing its path
     assert (out / "dataset" / "report.html").exists()
     assert done.stdout.strip().splitlines()[-1].startswith(f"report:   {out}/dataset/report.html")
-    # a second demo run replaces its own previous output
+    # a second demo run replaces its own previous output, with the same rows (on its fixed port)
+    first = df.drop("run_id")
+    estimate = json.loads((out / "dataset" / "corruption.json").read_text())
     again = subprocess.run(
         [sys.executable, "-m", "pairsmith.flows.cli", "demo", "--out", str(out)],
         capture_output=True,
@@ -46,3 +48,6 @@ def test_demo_runs_end_to_end_and_its_output_passes_the_schema(tmp_path):
         check=False,
     )
     assert again.returncode == 0
+    second = pl.read_parquet(out / "dataset" / "data" / "*.parquet").sort("source_row").drop("run_id")
+    assert second.equals(first)
+    assert json.loads((out / "dataset" / "corruption.json").read_text()) == estimate
