@@ -15,6 +15,7 @@ measured slower than overlapping whole shards (`benchmarks/download_throughput.p
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future
@@ -56,14 +57,16 @@ class EarlyImages:
         try:
             image = decode(data)
             values: dict[str, Any] = {}
-            for annotator in self._early() if image is not None else []:
+            for annotator in self._early if image is not None else []:
                 with annotator.serial():
                     values |= annotator.annotate_image(image)
             return values
         finally:
             self._room.release()
 
+    @functools.cached_property
     def _early(self) -> list[Annotator]:
+        """The set-up annotators that run here (waits for the models the first time)."""
         return early_annotators(self._annotators.result())
 
     def has(self, rows: Iterable[int]) -> bool:
@@ -72,7 +75,7 @@ class EarlyImages:
 
     def takes(self, annotator: Annotator) -> bool:
         """Whether `annotator`'s columns come from here."""
-        return any(a is annotator for a in self._early())
+        return any(a is annotator for a in self._early)
 
     def columns(self, annotator: ImageAnnotator, rows: range) -> dict[str, list[Any]]:
         """`annotator`'s values for `rows` (None where a row has no image), waiting for them."""

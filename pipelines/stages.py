@@ -114,11 +114,10 @@ class DownloadAnnotateFn(beam.DoFn):
         if self.models.threads:
             torch.set_num_threads(self.models.threads)
         key = "annotators:" + _json(self.models, self.cfg, self.recaption)
+        built = build_annotators(self.models, self.cfg, self.recaption)  # cheap: no model loaded yet
+        self.early = bool(early_annotators(built))
         self.loader = ThreadPoolExecutor(1, thread_name_prefix="models")
-        self.annotators = self.loader.submit(
-            shared, key, lambda: _set_up(build_annotators(self.models, self.cfg, self.recaption))
-        )
-        self.early = bool(early_annotators(build_annotators(self.models, self.cfg, self.recaption)))
+        self.annotators = self.loader.submit(shared, key, lambda: _set_up(built))
         self.pool = ThreadPoolExecutor(self.cfg.threads or os.cpu_count(), thread_name_prefix="images")
         self.batch_size = annotate_batch_size(self.cfg, self.models)  # larger on a GPU
 

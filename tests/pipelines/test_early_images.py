@@ -101,5 +101,6 @@ def test_an_image_annotator_with_its_own_batch_step_keeps_every_image_on_batches
         def annotate(self, batch):  # e.g. a batch-level gate: only the batch path runs it as written
             return super().annotate(batch)
 
-    assert early_annotators([ImageStats()]) != []
-    assert early_annotators([ImageStats(), BatchStats()]) == []
+    stats = ImageStats()
+    assert early_annotators([stats]) == [stats]
+    assert early_annotators([stats, BatchStats()]) == []
