@@ -20,7 +20,7 @@ from typing import Any
 
 import apache_beam as beam
 import torch
-from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
 
 from pairsmith.filters import build_annotators
 from pairsmith.filters.devices import annotate_batch_size
@@ -251,11 +251,19 @@ def dry_run(runner: RunnerConfig) -> bool:
     return pipeline_options(runner).view_as(TestOptions).dry_run
 
 
-def _run(label: str, runner: RunnerConfig, build: Callable[[beam.Pipeline], object]) -> None:
-    """Build one pipeline and run it (a dry run translates it and records its transforms)."""
+def _one_worker(options: PipelineOptions) -> bool:
+    """Whether the pipeline runs on DirectRunner with a single worker: nowhere to spread elements to."""
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    return runner.endswith("DirectRunner") and options.view_as(DirectOptions).direct_num_workers == 1
+
+
+def _run(label: str, runner: RunnerConfig, build: Callable[[beam.Pipeline, bool], object]) -> None:
+    """Build one pipeline and run it (a dry run translates it and records its transforms). `build`
+    gets whether its `Create` should reshuffle: that spreads the elements over workers, and costs a
+    shuffle (some 50 ms on DirectRunner) where there is a single worker."""
     options = pipeline_options(runner)
     with beam.Pipeline(options=options) as pipeline:
-        build(pipeline)
+        build(pipeline, not _one_worker(options))
     if options.view_as(TestOptions).dry_run:
         transforms = pipeline.to_runner_api().components.transforms.values()
         top = [t.unique_name for t in transforms if t.unique_name and "/" not in t.unique_name]
@@ -266,10 +274,20 @@ def run_shards(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) 
     """One Beam pipeline applying `fn` to each element (spread over workers); nothing when empty."""
     if elements:
         _run(
-            label, runner, lambda p: p | f"{label}Inputs" >> beam.Create(elements) | label >> ForEachShard(fn)
+            label,
+            runner,
+            lambda p, spread: (
+                p | f"{label}Inputs" >> beam.Create(elements, reshuffle=spread) | label >> ForEachShard(fn)
+            ),
         )
 
 
 def run_graph(label: str, shards: list[str], graph, runner: RunnerConfig, *args) -> None:
     """One Beam pipeline running a stage graph (`graph(flow of shard names, *args)`, see `graph.py`)."""
-    _run(label, runner, lambda p: graph(BeamFlow(p | f"{label}Shards" >> beam.Create(shards)), *args))
+    _run(
+        label,
+        runner,
+        lambda p, spread: graph(
+            BeamFlow(p | f"{label}Shards" >> beam.Create(shards, reshuffle=spread)), *args
+        ),
+    )
