@@ -15,9 +15,9 @@ and runs on the same URLs, each in a fresh process:
   (d) the same with the toy AI-generated-image detector on (`models.synthetic=toy`): what the
       `synthetic_score` signal costs in a whole run (d/c).
 
-(a) and (b) run --repeat times, alternating, and the fastest of each counts (the machine may be
-shared); (c) and (d) run once. "work s" times the measured calls only (after the imports); "total s" is
-the whole subprocess, interpreter start-up and imports included. Every run is checked: every row
+Each run is made --repeat times, the four interleaved, and the fastest of each counts (the machine
+may be shared; every ratio compares runs chosen the same way). "work s" times the measured calls
+only (after the imports); "total s" is the whole subprocess, interpreter start-up and imports included. Every run is checked: every row
 must be a success whose SHA-256 equals that of the bytes served for its URL. Targets: b/a >= 0.9,
 c/a >= 0.7.
 """
@@ -323,9 +323,7 @@ def report(tries: dict[str, list[dict]], args: argparse.Namespace) -> None:
     n = args.n
     results = {name: min(runs, key=lambda r: r["work_s"]) for name, runs in tries.items()}
     print(f"\n{n} images from 127.0.0.1, {args.threads} threads, shards of {args.shard_size}, 1 process each")
-    print(
-        f"(a), (b): fastest of {args.repeat} runs; (c), (d): 1 run each. load average now: {os.getloadavg()[0]:.1f}"
-    )
+    print(f"each run: the fastest of {args.repeat}. load average now: {os.getloadavg()[0]:.1f}")
     head = f"{'run':<36}{'samples/s':>10}{'work s':>8}{'total s':>9}{'success':>9}{'intact':>8}"
     print(head + f"{'peak MB':>9}{'tree MB':>9}")
     for name, r in results.items():
@@ -385,7 +383,7 @@ def main() -> None:
         "--shard-size", type=int, default=500, help="rows per shard, both tools (default 500)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=2, help="runs of (a) and (b); the fastest counts (default 2)"
+        "--repeat", type=int, default=2, help="runs of each of (a)-(d); the fastest counts (default 2)"
     )
     parser.add_argument(
         "--ocr", choices=["off", "gated", "always"], default="off", help="annotate.ocr for (c) (default off)"
@@ -419,8 +417,7 @@ def main() -> None:
             pa.table({"url": urls, "caption": [f"photo number {i}" for i in range(args.n)]}), input_path
         )
         expected = dict(zip(urls, digests, strict=True))
-        plan = [(name, i) for i in range(args.repeat) for name in ("img2dataset", "download")]
-        for name, i in [*plan, ("pipeline", 0), ("synthetic", 0)]:
+        for name, i in [(name, i) for i in range(args.repeat) for name in RUNS]:
             print(f"running {RUNS[name]} ({i + 1}) ...", flush=True)
             tries[name].append(measure_and_check(name, input_path, f"{folder}/{name}-{i}", args, expected))
     report(tries, args)
