@@ -34,7 +34,7 @@ import numpy as np
 
 from pairsmith.pipelines import dedup
 from pairsmith.pipelines import near_duplicates as nd
-from pairsmith.pipelines.graph import LocalFlow, blocks_by_partition
+from pairsmith.pipelines.graph import LocalFlow
 from pairsmith.pipelines.semantic_clusters import (
     centroid_index,
     cluster_count,
@@ -47,7 +47,6 @@ from pairsmith.schemas.config import DedupConfig
 PHASH_DISTANCE, JACCARD, PERMS, EPS = DedupConfig().phash_distance, 0.7, 128, 0.03
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 MAX_RATIO = 12  # t(1M) / t(100k): 10 is linear; every kind must stay near it
-SHARD_ROWS = 10_000  # the stage partitions each shuffle's keys one way per shard: as if shards of this size
 
 
 def _with_copies(base: np.ndarray, rng: np.random.Generator, near, labels=None) -> np.ndarray:
@@ -121,15 +120,12 @@ def _node(i: int) -> dedup.Node:
 def banded(kind: str, data: np.ndarray) -> list:
     """Exact values first, then band buckets and verification: the dedup stage's own graph."""
     keys = data.tolist() if kind == "image" else [row.tobytes() for row in data]
-    partitions = max(1, len(keys) // SHARD_ROWS)
-    keyed = LocalFlow(blocks_by_partition(((key, _node(i)) for i, key in enumerate(keys)), partitions))
+    keyed = LocalFlow((key, _node(i)) for i, key in enumerate(keys))
     if kind == "image":
-        flows = dedup.image_edges(keyed, PHASH_DISTANCE, partitions)
+        flows = dedup.image_edges(keyed, PHASH_DISTANCE)
     else:
         cfg = DedupConfig(caption_jaccard=JACCARD, minhash_perms=PERMS)
-        flows = dedup.caption_edges(
-            keyed, cfg, prepare=lambda e: (e[1], np.frombuffer(e[0], np.uint32)), partitions=partitions
-        )
+        flows = dedup.caption_edges(keyed, cfg, prepare=lambda e: (e[1], np.frombuffer(e[0], np.uint32)))
     return [edge for flow in flows for edge in flow.items]
 
 

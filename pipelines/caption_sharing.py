@@ -3,20 +3,17 @@
 ALIGN drops alt-texts shared by more than 10 images (../shared/ANCHORS.md). That needs a count over
 the whole dataset, so it runs after annotate as a Beam join that never gathers the dataset in one
 place: (caption key -> rows) grouped by key gives each count, (shard -> counts) grouped by shard
-writes each shard's columns to a side file (`stage_columns`). Rows cross the shuffle in blocks, one
-per (shard, key partition) (`graph.blocks_by_partition`). Rerunning recomputes the same values.
+writes each shard's columns to a side file (`stage_columns`). Rerunning recomputes the same values.
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Iterator
 
 import pyarrow as pa
 
 from pairsmith.filters.basic_rules import complete_align
-from pairsmith.pipelines.graph import blocks_by_partition, group_blocks
 from pairsmith.pipelines.layout import Layout, read_columns
 from pairsmith.pipelines.stage_columns import write_columns
 
@@ -40,30 +37,21 @@ def caption_rows(shard: str, layout: Layout) -> Iterator[tuple[str, tuple[str, i
             yield key, (shard, row, status == "success")
 
 
-def caption_blocks(shard: str, layout: Layout, partitions: int) -> list[tuple[int, list]]:
-    """A shard's `caption_rows`, in blocks by caption-key partition."""
-    return blocks_by_partition(caption_rows(shard, layout), partitions)
+def counts_per_row(element: tuple[str, list[tuple[str, int, bool]]]) -> Iterator[tuple[str, tuple[int, int]]]:
+    """(shard, (row, images sharing the caption)) for every row of one caption key."""
+    _, rows = element
+    images = sum(1 for _, _, has_image in rows if has_image)
+    for shard, row, _ in rows:
+        yield shard, (row, images)
 
 
-def counts_per_row(element: tuple[int, list]) -> list[tuple[str, list[tuple[int, int]]]]:
-    """One key partition's blocks -> (shard, [(row, images sharing its caption), ...]) per shard."""
-    _, blocks = element
-    counts: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for rows in group_blocks(blocks).values():
-        images = sum(1 for _, _, has_image in rows if has_image)
-        for shard, row, _ in rows:
-            counts[shard].append((row, images))
-    return list(counts.items())
-
-
-def write_counts(element: tuple[str, list[list[tuple[int, int]]]], layout: Layout) -> str:
+def write_counts(element: tuple[str, list[tuple[int, int]]], layout: Layout) -> str:
     """Write `caption_shared_count` and `align_ok` completed with ALIGN's sharing rule (a side file)."""
-    shard, blocks = element
+    shard, counts = element
     table = read_columns(layout, layout.data_shard(shard), ("align_ok",))
     shared = [None] * table.num_rows
-    for block in blocks:
-        for row, images in block:
-            shared[row] = images
+    for row, images in counts:
+        shared[row] = images
     shared_array = pa.array(shared, pa.int32())
     columns = {
         "caption_shared_count": shared_array,
@@ -72,11 +60,10 @@ def write_counts(element: tuple[str, list[list[tuple[int, int]]]], layout: Layou
     return write_columns(layout, "caption_sharing", shard, columns)
 
 
-def share_captions(shards, layout: Layout, partitions: int = 1):
-    """The caption-sharing graph: a Flow of data shard names -> the Flow of shards written; rows cross
-    the shuffle in blocks of `partitions` key partitions (the runner: one per shard)."""
+def share_captions(shards, layout: Layout):
+    """The caption-sharing graph: a Flow of data shard names -> the Flow of shards written."""
     return (
-        shards.flat_map("CaptionRows", caption_blocks, layout, partitions)
+        shards.flat_map("CaptionRows", caption_rows, layout)
         .group_by_key("ByCaption")
         .flat_map("CountPerRow", counts_per_row)
         .group_by_shard("ByShard", shards)

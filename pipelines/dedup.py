@@ -10,9 +10,7 @@ A bucket's verified pairs leave as star edges (root -> member), so a group of n 
 edges. The edges of a kind meet in one GroupByKey whose worker joins them (union-find over the rows
 that have a duplicate, not the dataset); group ids are the smallest uid, so reruns give the same ids.
 The kinds in `dedup.mark` are joined again to pick one kept row per group (highest clip_score, then
-smallest uid); each shard's columns then go to a side file that finalize merges. Keys and band
-entries cross their shuffles in blocks, one per (shard, key partition) (`graph.blocks_by_partition`),
-not one element per row and band.
+smallest uid); each shard's columns then go to a side file that finalize merges.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ from pairsmith.pipelines.dedup_keys import (
     normalise_url,
     phash_keys,
 )
-from pairsmith.pipelines.graph import blocks_by_partition, group_blocks
 from pairsmith.pipelines.layout import Layout, read_columns
 from pairsmith.pipelines.semantic_clusters import (
     key_runs,
@@ -84,38 +81,20 @@ def star(kind: str, nodes) -> list[tuple[str, tuple[Node, Node]]]:
     return [(kind, (nodes[0], node)) for node in nodes[1:]]
 
 
-def shard_blocks(shard: str, keys, layout: Layout, partitions: int) -> list[tuple[int, list]]:
-    """A shard's (key, node) pairs from `keys` (`dedup_keys`), in blocks by key partition."""
-    return blocks_by_partition(keys(shard, layout), partitions)
+def distinct_and_star(element, kind: str) -> tuple[list, tuple]:
+    """For rows sharing one exact value: their star edges, and (value, representative), so that the
+    banding step sees each distinct value once."""
+    value, nodes = element
+    nodes = sorted(nodes)
+    return star(kind, nodes), (value, nodes[0])
 
 
-def same_value_edges(element, kind: str) -> list[tuple[str, tuple[Node, Node]]]:
-    """One key partition's blocks -> star edges among the rows that share each exact value."""
-    _, blocks = element
-    return [edge for nodes in group_blocks(blocks).values() for edge in star(kind, nodes)]
-
-
-def band_blocks(element, prepare, bands_fn, partitions: int) -> list[tuple[int, list]]:
-    """One key partition's blocks -> the band entries (band, (rep, payload)) of each distinct value
-    (rep: its smallest row), in blocks by band partition: a value is banded once however many rows
-    carry it."""
-    _, blocks = element
-    values = group_blocks(blocks).items()
-    return blocks_by_partition(
-        (entry for value, nodes in values for entry in bands_fn(prepare((value, min(nodes))))), partitions
-    )
-
-
-def verify_blocks(element, bucket_fn) -> list:
-    """One band partition's blocks -> the verified edges of every bucket of two or more values."""
-    _, blocks = element
-    buckets = group_blocks(blocks).items()
-    return [edge for band, members in buckets if len(members) > 1 for edge in bucket_fn((band, members))]
-
-
-def _verified_edges(kind: str, members: list, find_pairs, as_array) -> list[tuple[str, tuple[Node, Node]]]:
+def _verified_edges(kind: str, members, find_pairs, as_array) -> list[tuple[str, tuple[Node, Node]]]:
     """Star edges among the (node, payload) members of one bucket that `find_pairs` pairs up
     (`as_array`: the members' payloads as one array, a row each)."""
+    members = list(members)  # Beam hands a bucket over as an iterable
+    if len(members) < 2:  # most buckets: nothing to compare
+        return []
     nodes = [node for node, _ in members]
     return _star_among(kind, nodes, as_array([payload for _, payload in members]), find_pairs)
 
@@ -247,40 +226,39 @@ def also_joined(edge: tuple[str, tuple], mark: tuple[str, ...]) -> list[tuple[st
     return [(kind, pair)] + ([(KEEP, pair)] if kind in mark else [])
 
 
-def banded_edges(keyed, kind: str, bands_fn, bucket_fn, partitions: int, prepare=lambda e: e) -> list:
-    """A Flow of (partition, [(value, node), ...]) blocks -> [exact-value edges, verified edges of the
-    distinct values' band buckets] (Flows of (kind, edge))."""
-    by_value = keyed.group_by_key(f"{kind}ByValue")
+def banded_edges(keyed, kind: str, bands_fn, bucket_fn, prepare=lambda e: e) -> list:
+    """A Flow of (value, node) -> [exact-value edges, verified edges of the distinct values' band
+    buckets] (Flows of (kind, edge))."""
+    same = keyed.group_by_key(f"{kind}ByValue").map(f"{kind}Same", distinct_and_star, kind)
     near = (
-        by_value.flat_map(f"{kind}Bands", band_blocks, prepare, bands_fn, partitions)
+        same.map(f"{kind}Distinct", operator.itemgetter(1))
+        .map(f"{kind}Prepare", prepare)
+        .flat_map(f"{kind}Bands", bands_fn)
         .group_by_key(f"{kind}ByBand")
-        .flat_map(f"{kind}Verify", verify_blocks, bucket_fn)
+        .flat_map(f"{kind}Verify", bucket_fn)
     )
-    return [by_value.flat_map(f"{kind}Same", same_value_edges, kind), near]
+    return [same.flat_map(f"{kind}Edges", operator.itemgetter(0)), near]
 
 
-def image_edges(keyed, max_distance: int, partitions: int = 1) -> list:
-    """(pHash, node) blocks -> edges between rows within `max_distance` bits."""
+def image_edges(keyed, max_distance: int) -> list:
+    """(pHash, node) -> edges between rows within `max_distance` bits."""
     return banded_edges(
         keyed,
         "image",
         lambda e: image_band_keys(e, max_distance),
         lambda e: verify_image_bucket(e, max_distance),
-        partitions,
     )
 
 
-def caption_edges(keyed, cfg: DedupConfig, prepare=None, partitions: int = 1) -> list:
-    """(caption text, node) blocks -> edges between rows whose captions' MinHash Jaccard >= the
-    threshold; `prepare` turns (text, rep) into (rep, signature) (default: MinHash of the text's
-    shingles)."""
+def caption_edges(keyed, cfg: DedupConfig, prepare=None) -> list:
+    """(caption text, node) -> edges between rows whose captions' MinHash Jaccard >= the threshold;
+    `prepare` turns (text, rep) into (rep, signature) (default: MinHash of the text's shingles)."""
     bands, rows = nd.lsh_params(cfg.caption_jaccard, cfg.minhash_perms)
     return banded_edges(
         keyed,
         "caption",
         lambda e: caption_band_keys(e, bands, rows),
         lambda e: verify_caption_bucket(e, cfg.caption_jaccard),
-        partitions,
         prepare=prepare or (lambda e: caption_signature(e, cfg)),
     )
 
@@ -290,30 +268,20 @@ def semantic_edges(members, eps: float):
     return members.group_by_key("ByCluster").flat_map("SemDeDup", semantic_cluster_edges, eps)
 
 
-def deduplicate(
-    shards,
-    layout: Layout,
-    cfg: DedupConfig,
-    alias: str | None,
-    centroids_path: str | None,
-    partitions: int = 1,
-):
+def deduplicate(shards, layout: Layout, cfg: DedupConfig, alias: str | None, centroids_path: str | None):
     """The dedup graph: a Flow of data shard names -> the Flow of shards whose dedup columns were
-    written (`graph.py`: run by Beam or in memory). Keys cross each shuffle in blocks of
-    `partitions` key partitions (the runner: one per shard)."""
+    written (`graph.py`: run by Beam or in memory)."""
     edges, side = [], []
     if "exact" in cfg.kinds:
         edges.append(
-            shards.flat_map("ExactKeys", shard_blocks, exact_keys, layout, partitions)
+            shards.flat_map("ExactKeys", exact_keys, layout)
             .group_by_key("ExactByKey")
-            .flat_map("ExactEdges", same_value_edges, "exact")
+            .flat_map("ExactEdges", lambda element: star("exact", element[1]))
         )
     if "image" in cfg.kinds:
-        keyed = shards.flat_map("imageKeys", shard_blocks, phash_keys, layout, partitions)
-        edges += image_edges(keyed, cfg.phash_distance, partitions)
+        edges += image_edges(shards.flat_map("imageKeys", phash_keys, layout), cfg.phash_distance)
     if "caption" in cfg.kinds:
-        keyed = shards.flat_map("captionKeys", shard_blocks, caption_keys, layout, partitions)
-        edges += caption_edges(keyed, cfg, partitions=partitions)
+        edges += caption_edges(shards.flat_map("captionKeys", caption_keys, layout), cfg)
     if "semantic" in cfg.kinds and centroids_path is not None:
         assigned = shards.map("AssignClusters", assign_clusters, layout, alias, centroids_path)
         side.append(assigned.flat_map("ClusterMarks", operator.itemgetter(1)))

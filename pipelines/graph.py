@@ -7,12 +7,6 @@ operations on Python lists in this process, for unit tests on in-memory tables a
 time the algorithm rather than a runner. Stage logic is plain functions of elements: no stage module
 imports Beam.
 
-Shuffles carry blocks, not rows: a stage keys its values by a stable partition of the key
-(`blocks_by_partition`, one element per partition a shard's keys fall in) and groups by key inside
-each partition after the shuffle (`group_blocks`). A runner's cost per element (some 10 us on Beam's
-DirectRunner, a shuffle record on Dataflow) is then paid per block; what meets under one key is
-the same as when each row crosses alone.
-
 `side`: a Flow of one element (e.g. a global histogram) passed to every call of `fn` after its other
 arguments (Beam's `AsSingleton`). Values under one key arrive in no particular order; stage functions
 sort them where order matters.
@@ -20,33 +14,9 @@ sort them where order matters.
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
-
-
-def partition_of(key: Any, partitions: int) -> int:
-    """The partition in [0, partitions) of a key (str, bytes, int or tuples of them): the same in
-    every process, as a shuffle across workers needs (Python's hash of str and bytes is not)."""
-    return zlib.crc32(repr(key).encode()) % partitions
-
-
-def blocks_by_partition(pairs: Iterable[tuple[Any, Any]], partitions: int) -> list[tuple[int, list]]:
-    """(key, value) pairs -> (partition, [(key, value), ...]) for each partition they fall in."""
-    blocks: dict[int, list] = defaultdict(list)
-    for pair in pairs:
-        blocks[partition_of(pair[0], partitions)].append(pair)
-    return list(blocks.items())
-
-
-def group_blocks(blocks: Iterable[list[tuple[Any, Any]]]) -> dict[Any, list]:
-    """The blocks of one partition -> key -> its values (in no particular order)."""
-    groups: dict[Any, list] = defaultdict(list)
-    for block in blocks:
-        for key, value in block:
-            groups[key].append(value)
-    return groups
 
 
 class LocalFlow:

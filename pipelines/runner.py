@@ -159,7 +159,7 @@ def share_captions(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
     """The global caption-sharing stage (once: a finished one is not redone)."""
     if stage_done(layout, "caption_sharing") or not shards:
         return
-    run_graph("CaptionSharing", shards, share_captions_graph, cfg.runner, layout, len(shards))
+    run_graph("CaptionSharing", shards, share_captions_graph, cfg.runner, layout)
     if not dry_run(cfg.runner):
         finish_stage(layout, "caption_sharing", shards)
 
@@ -180,9 +180,7 @@ def dedup(layout: Layout, cfg: RunConfig, shards: list[str]) -> None:
             centroids_path = layout.centroids
             write_npy(centroids, centroids_path)
             write_cells(centroids, centroids_path)
-    run_graph(
-        "Dedup", shards, deduplicate, cfg.runner, layout, cfg.dedup, primary, centroids_path, len(shards)
-    )
+    run_graph("Dedup", shards, deduplicate, cfg.runner, layout, cfg.dedup, primary, centroids_path)
     if dry_run(cfg.runner):
         return
     finish_stage(

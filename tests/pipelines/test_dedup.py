@@ -10,7 +10,7 @@ from pairsmith.pipelines import dedup, runner
 from pairsmith.pipelines import near_duplicates as nd
 from pairsmith.pipelines import semantic_clusters as sc
 from pairsmith.pipelines.dedup_keys import minhash_signature, normalise_url
-from pairsmith.pipelines.graph import LocalFlow, blocks_by_partition
+from pairsmith.pipelines.graph import LocalFlow
 from pairsmith.pipelines.layout import Layout, read_json
 from pairsmith.schemas.config import ConfigError, load_config
 
@@ -29,9 +29,8 @@ def test_banded_phash_search_finds_exactly_the_pairs_all_pairs_finds(distance):
     values = _planted_hashes(distance)
     truth = np.triu(np.bitwise_count(values[:, None] ^ values[None, :]) <= distance, k=1)
     want = set(zip(*(a.tolist() for a in np.nonzero(truth)), strict=True))
-    pairs = [(v, (f"{i:05d}", "s", i, 0.0)) for i, v in enumerate(values.tolist())]
-    keyed = LocalFlow(blocks_by_partition(pairs, 3))  # as from shards: blocks by key partition
-    edges = [edge for flow in dedup.image_edges(keyed, distance, partitions=5) for _, edge in flow.items]
+    keyed = LocalFlow((v, (f"{i:05d}", "s", i, 0.0)) for i, v in enumerate(values.tolist()))
+    edges = [edge for flow in dedup.image_edges(keyed, distance) for _, edge in flow.items]
     groups = nd.UnionFind()
     for a, b in edges:
         groups.union(a[2], b[2])
