@@ -257,13 +257,15 @@ def _one_worker(options: PipelineOptions) -> bool:
     return runner.endswith("DirectRunner") and options.view_as(DirectOptions).direct_num_workers == 1
 
 
-def _run(label: str, runner: RunnerConfig, build: Callable[[beam.Pipeline, bool], object]) -> None:
-    """Build one pipeline and run it (a dry run translates it and records its transforms). `build`
-    gets whether its `Create` should reshuffle: that spreads the elements over workers, and costs a
-    shuffle (some 50 ms on DirectRunner) where there is a single worker."""
+def _run(
+    label: str, runner: RunnerConfig, elements: list, build: Callable[[beam.PCollection], object]
+) -> None:
+    """One pipeline: `build` applied to a PCollection of `elements`, run (a dry run translates it and
+    records its transforms). The elements are reshuffled, which spreads them over workers, except
+    on a single-worker DirectRunner, where that shuffle has nowhere to send them (~50 ms each)."""
     options = pipeline_options(runner)
     with beam.Pipeline(options=options) as pipeline:
-        build(pipeline, not _one_worker(options))
+        build(pipeline | f"{label}Inputs" >> beam.Create(elements, reshuffle=not _one_worker(options)))
     if options.view_as(TestOptions).dry_run:
         transforms = pipeline.to_runner_api().components.transforms.values()
         top = [t.unique_name for t in transforms if t.unique_name and "/" not in t.unique_name]
@@ -273,21 +275,9 @@ def _run(label: str, runner: RunnerConfig, build: Callable[[beam.Pipeline, bool]
 def run_shards(label: str, elements: list, fn: beam.DoFn, runner: RunnerConfig) -> None:
     """One Beam pipeline applying `fn` to each element (spread over workers); nothing when empty."""
     if elements:
-        _run(
-            label,
-            runner,
-            lambda p, spread: (
-                p | f"{label}Inputs" >> beam.Create(elements, reshuffle=spread) | label >> ForEachShard(fn)
-            ),
-        )
+        _run(label, runner, elements, lambda inputs: inputs | label >> ForEachShard(fn))
 
 
 def run_graph(label: str, shards: list[str], graph, runner: RunnerConfig, *args) -> None:
     """One Beam pipeline running a stage graph (`graph(flow of shard names, *args)`, see `graph.py`)."""
-    _run(
-        label,
-        runner,
-        lambda p, spread: graph(
-            BeamFlow(p | f"{label}Shards" >> beam.Create(shards, reshuffle=spread)), *args
-        ),
-    )
+    _run(label, runner, shards, lambda inputs: graph(BeamFlow(inputs), *args))
