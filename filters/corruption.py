@@ -47,6 +47,11 @@ import hashlib
 
 import numpy as np
 
+# Similarities closer than this are ties in the ranks. Duplicate rows have equal embeddings, so equal
+# similarities, which float32 matrix products round apart by up to ~3e-5 (512 dims), in a direction
+# that depends on the BLAS build and on where the row sits in the block; float16 embeddings carry
+# ~1e-3 of noise anyway.
+TIE = 1e-4
 WEIGHTS = {"clip": 2.0, "caption_rank": 1.0, "image_rank": 1.0, "recaption": 1.0}
 COSINE_EDGES = np.linspace(-1.0, 1.0, 4001)  # percentiles of cosines at 0.0005 resolution
 EVIDENCE_BINS = 1000  # fine histogram of evidence, for the ratio's threshold
@@ -108,8 +113,8 @@ def block_signals(images: np.ndarray, texts: np.ndarray) -> dict[str, np.ndarray
     out["decoy_partner"] = np.full(m, -1)
     if m < 3:
         return out
-    out["caption_rank"] = (sims > own[:, None]).sum(1) / (m - 1)
-    out["image_rank"] = (sims > own[None, :]).sum(0) / (m - 1)
+    out["caption_rank"] = (sims > own[:, None] + TIE).sum(1) / (m - 1)
+    out["image_rank"] = (sims > own[None, :] + TIE).sum(0) / (m - 1)
     partner = decoy_partners(texts)
     rows = np.flatnonzero(partner >= 0)
     j = partner[rows]
@@ -119,9 +124,9 @@ def block_signals(images: np.ndarray, texts: np.ndarray) -> dict[str, np.ndarray
     others[np.arange(len(rows)), j] = False
     out["decoy_partner"] = partner
     out["decoy_cosine"][rows] = decoy
-    out["decoy_caption_rank"][rows] = ((sims[rows] > decoy[:, None]) & others).sum(1) / (m - 2)
+    out["decoy_caption_rank"][rows] = ((sims[rows] > decoy[:, None] + TIE) & others).sum(1) / (m - 2)
     images_for_caption = sims[:, j].T  # row k: every image against the decoy's caption
-    out["decoy_image_rank"][rows] = ((images_for_caption > decoy[:, None]) & others).sum(1) / (m - 2)
+    out["decoy_image_rank"][rows] = ((images_for_caption > decoy[:, None] + TIE) & others).sum(1) / (m - 2)
     return out
 
 

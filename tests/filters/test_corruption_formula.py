@@ -38,6 +38,21 @@ def test_block_ranks_are_zero_for_matched_pairs_and_decoys_meet_what_a_swap_meet
     assert after["caption_rank"][0] > 0 and after["image_rank"][1] > 0
 
 
+def test_a_duplicate_row_does_not_outrank_its_twin_by_a_rounding_error():
+    # Duplicate rows have equal similarities, which a float32 matrix product rounds apart by a few
+    # units in the last place, in a direction that depends on the BLAS build: the ranks must not.
+    rng = np.random.default_rng(2)
+    images = _unit(rng.normal(size=(33, 16))).astype(np.float32)
+    texts = _unit(images + 0.05 * rng.normal(size=images.shape)).astype(np.float32)
+    images[1], texts[1] = images[0], texts[0]  # row 1 duplicates row 0
+    for nudge in (np.inf, -np.inf):  # row 1's caption a rounding error above, then below, its twin's
+        nudged = texts.copy()
+        nudged[1] = np.nextafter(texts[1], nudge * np.sign(images[0]))
+        signals = cx.block_signals(images, nudged)
+        assert signals["caption_rank"][0] == 0 and signals["image_rank"][0] == 0
+        assert signals["caption_rank"][1] == 0 and signals["image_rank"][1] == 0
+
+
 def test_decoys_skip_rows_with_the_same_caption_and_tiny_blocks_have_no_ranks():
     texts = _unit(np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]]))
     assert cx.decoy_partners(texts).tolist() == [2, 2, 0]
