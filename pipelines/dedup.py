@@ -44,6 +44,7 @@ from pairsmith.schemas.config import DedupConfig
 
 KINDS = ("exact", "image", "caption", "semantic")
 KEEP = "keep"  # the kinds of `dedup.mark`, joined
+PAYLOAD, BUCKET = "payload", "bucket"  # the tags of a row's payload and of its crowded buckets
 
 
 def check_config(cfg: DedupConfig) -> None:
@@ -130,10 +131,33 @@ def caption_signature(element, cfg: DedupConfig):
 
 
 def caption_band_keys(element, bands: int, rows: int):
+    """(rep, signature) -> (band, rep) for each of its LSH band buckets (the signature joins later,
+    only for buckets that hold two or more: `crowded_members`)."""
     rep, signature = element
-    packed = signature.tobytes()  # bytes cross a shuffle as they are; an array is pickled, per band
     for band in nd.minhash_bands(signature, bands, rows):
-        yield band, (rep, packed)
+        yield band, rep
+
+
+def packed_signature(element) -> tuple[Node, tuple[str, bytes]]:
+    """(rep, signature) -> (rep, (PAYLOAD, its bytes)): bytes cross a shuffle as they are."""
+    rep, signature = element
+    return rep, (PAYLOAD, signature.tobytes())
+
+
+def crowded_members(element) -> list[tuple[Node, tuple[str, tuple]]]:
+    """(band, reps) -> (rep, (BUCKET, band)) for each rep of a bucket that holds two or more (most
+    buckets hold one: nothing there to verify, and their rows' payloads need not travel)."""
+    band, reps = element
+    reps = list(reps)
+    return [(rep, (BUCKET, band)) for rep in reps] if len(reps) > 1 else []
+
+
+def payload_per_bucket(element) -> list[tuple[tuple, tuple[Node, bytes]]]:
+    """(rep, its tagged payload and crowded buckets) -> (band, (rep, payload)) for each such bucket."""
+    rep, tagged = element
+    tagged = list(tagged)
+    payload = next((value for tag, value in tagged if tag == PAYLOAD), None)
+    return [(value, (rep, payload)) for tag, value in tagged if tag == BUCKET]
 
 
 def _signatures(packed: list[bytes]) -> np.ndarray:
@@ -226,17 +250,25 @@ def also_joined(edge: tuple[str, tuple], mark: tuple[str, ...]) -> list[tuple[st
     return [(kind, pair)] + ([(KEEP, pair)] if kind in mark else [])
 
 
-def banded_edges(keyed, kind: str, bands_fn, bucket_fn, prepare=lambda e: e) -> list:
+def banded_edges(keyed, kind: str, bands_fn, bucket_fn, prepare=lambda e: e, payload=None) -> list:
     """A Flow of (value, node) -> [exact-value edges, verified edges of the distinct values' band
-    buckets] (Flows of (kind, edge))."""
+    buckets] (Flows of (kind, edge)). `bands_fn` gives (band, (rep, payload)) per bucket of a
+    prepared value; or, with `payload` ((rep, value) -> (rep, (PAYLOAD, payload))), (band, rep), and
+    the payloads join the buckets that hold two or more (a large payload then travels once per row,
+    not once per band)."""
     same = keyed.group_by_key(f"{kind}ByValue").map(f"{kind}Same", distinct_and_star, kind)
-    near = (
-        same.map(f"{kind}Distinct", operator.itemgetter(1))
-        .map(f"{kind}Prepare", prepare)
-        .flat_map(f"{kind}Bands", bands_fn)
-        .group_by_key(f"{kind}ByBand")
-        .flat_map(f"{kind}Verify", bucket_fn)
-    )
+    prepared = same.map(f"{kind}Distinct", operator.itemgetter(1)).map(f"{kind}Prepare", prepare)
+    buckets = prepared.flat_map(f"{kind}Bands", bands_fn).group_by_key(f"{kind}ByBand")
+    if payload is not None:
+        crowded = buckets.flat_map(f"{kind}Crowded", crowded_members)
+        buckets = (
+            prepared.map(f"{kind}Payloads", payload)
+            .flatten(f"{kind}WithBuckets", crowded)
+            .group_by_key(f"{kind}ByRep")
+            .flat_map(f"{kind}PayloadPerBucket", payload_per_bucket)
+            .group_by_key(f"{kind}ByCrowdedBand")
+        )
+    near = buckets.flat_map(f"{kind}Verify", bucket_fn)
     return [same.flat_map(f"{kind}Edges", operator.itemgetter(0)), near]
 
 
@@ -260,6 +292,7 @@ def caption_edges(keyed, cfg: DedupConfig, prepare=None) -> list:
         lambda e: caption_band_keys(e, bands, rows),
         lambda e: verify_caption_bucket(e, cfg.caption_jaccard),
         prepare=prepare or (lambda e: caption_signature(e, cfg)),
+        payload=packed_signature,
     )
 
 
