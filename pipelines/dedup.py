@@ -4,7 +4,8 @@ Each kind turns rows into edges between duplicate rows without an all-pairs step
 - exact: rows sharing a sha256, a normalised URL or a (URL, caption) meet under GroupByKey;
 - image: rows with the same pHash meet first; each distinct pHash then goes to its k + 1 band buckets
   (multi-index hashing, `near_duplicates.close_pairs`) and pairs are verified inside each bucket;
-- caption: the same with the normalised caption text, then MinHash LSH bands over distinct captions;
+- caption: the same with the normalised caption text, then MinHash LSH bands over distinct captions
+  (band entries carry the row only; signatures join the buckets that hold two or more);
 - semantic: rows go to their nearest k-means centroid and SemDeDup runs inside each cluster.
 A bucket's verified pairs leave as star edges (root -> member), so a group of n rows costs n - 1
 edges. The edges of a kind meet in one GroupByKey whose worker joins them (union-find over the rows
