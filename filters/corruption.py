@@ -98,6 +98,11 @@ def decoy_partners(texts: np.ndarray) -> np.ndarray:
     return partner
 
 
+def _beats(sims: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Where a similarity is higher than the reference by more than a tie (`TIE`)."""
+    return sims > reference + TIE
+
+
 def block_signals(images: np.ndarray, texts: np.ndarray) -> dict[str, np.ndarray]:
     """Retrieval ranks of each pair in a block and of its decoy (unit vectors, one row per pair).
 
@@ -113,8 +118,8 @@ def block_signals(images: np.ndarray, texts: np.ndarray) -> dict[str, np.ndarray
     out["decoy_partner"] = np.full(m, -1)
     if m < 3:
         return out
-    out["caption_rank"] = (sims > own[:, None] + TIE).sum(1) / (m - 1)
-    out["image_rank"] = (sims > own[None, :] + TIE).sum(0) / (m - 1)
+    out["caption_rank"] = _beats(sims, own[:, None]).sum(1) / (m - 1)
+    out["image_rank"] = _beats(sims, own[None, :]).sum(0) / (m - 1)
     partner = decoy_partners(texts)
     rows = np.flatnonzero(partner >= 0)
     j = partner[rows]
@@ -124,9 +129,9 @@ def block_signals(images: np.ndarray, texts: np.ndarray) -> dict[str, np.ndarray
     others[np.arange(len(rows)), j] = False
     out["decoy_partner"] = partner
     out["decoy_cosine"][rows] = decoy
-    out["decoy_caption_rank"][rows] = ((sims[rows] > decoy[:, None] + TIE) & others).sum(1) / (m - 2)
+    out["decoy_caption_rank"][rows] = (_beats(sims[rows], decoy[:, None]) & others).sum(1) / (m - 2)
     images_for_caption = sims[:, j].T  # row k: every image against the decoy's caption
-    out["decoy_image_rank"][rows] = ((images_for_caption > decoy[:, None] + TIE) & others).sum(1) / (m - 2)
+    out["decoy_image_rank"][rows] = (_beats(images_for_caption, decoy[:, None]) & others).sum(1) / (m - 2)
     return out
 
 
