@@ -31,7 +31,7 @@ def one_torch_thread():
 # Settings every pipeline test needs: the server is on 127.0.0.1 and timeouts should be short.
 LOCAL = [
     "download.allow_private_addresses=true",
-    "download.timeout_s=1",
+    "download.timeout_s=2",  # 1 s let photos time out on a loaded CI machine
     "download.retries=0",
     "models.profile=toy",
 ]
@@ -39,7 +39,7 @@ LOCAL = [
 
 @pytest.fixture(scope="session")
 def demo_routes_and_pairs():
-    return build_demo_site(n_pairs=60, seed=1, timeout_delay_s=3.0)
+    return build_demo_site(n_pairs=60, seed=1, timeout_delay_s=5.0)
 
 
 @pytest.fixture
