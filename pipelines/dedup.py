@@ -30,7 +30,6 @@ from pairsmith.pipelines.dedup_keys import (
     exact_keys,
     make_node,
     minhash_signature,
-    normalise_url,
     phash_keys,
 )
 from pairsmith.pipelines.layout import Layout, read_columns
@@ -339,8 +338,8 @@ def deduplicate(shards, layout: Layout, cfg: DedupConfig, alias: str | None, cen
 def _own_group(kind: str, table: pa.Table) -> list[bool]:
     """Rows that have the signal of `kind` (a row alone in its group gets its own uid as group id)."""
     if kind == "exact":
-        return [
-            normalise_url(u) is not None or d is not None
+        return [  # normalise_url gives every non-empty URL a key: no need to normalise it again here
+            bool(u) or d is not None
             for u, d in zip(table.column("url").to_pylist(), table.column("sha256").to_pylist(), strict=True)
         ]
     if kind == "image":
