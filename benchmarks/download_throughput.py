@@ -17,7 +17,8 @@ and runs on the same URLs, each in a fresh process:
 
 Each run is made --repeat times, the four interleaved, and the fastest of each counts (the machine
 may be shared; every ratio compares runs chosen the same way). "work s" times the measured calls
-only (after the imports); "total s" is the whole subprocess, interpreter start-up and imports included. Every run is checked: every row
+only (after the imports), "CPU s" their CPU time over every thread and child process (CPU s / work s:
+the cores kept busy); "total s" is the whole subprocess, interpreter start-up and imports included. Every run is checked: every row
 must be a success whose SHA-256 equals that of the bytes served for its URL. Targets: b/a >= 0.9,
 c/a >= 0.7.
 """
@@ -184,6 +185,13 @@ def annotator_names(args: argparse.Namespace) -> list[str]:
     return [type(a).__name__ for a in build_annotators(cfg.models, cfg.annotate)]
 
 
+def cpu_seconds() -> float:
+    """CPU seconds so far of this process (all its threads) and of its waited-for children
+    (img2dataset's spawned pool and logger processes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def worker(args: argparse.Namespace) -> None:
     """One measurement in this fresh process; prints one JSON line."""
     started = time.perf_counter()
@@ -195,13 +203,15 @@ def worker(args: argparse.Namespace) -> None:
         "pipeline": run_pairsmith_pipeline,
         "synthetic": run_pairsmith_pipeline,
     }
+    cpu_before = cpu_seconds()
     phases = run[args.worker](args)
+    cpu_s = cpu_seconds() - cpu_before
     # Largest single process of the tree: this one or a waited-for child (img2dataset's spawned pool).
     peak_kb = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
-    result = {"import_s": import_s, "phases": phases, "peak_mb": peak_kb / 1024}
+    result = {"import_s": import_s, "phases": phases, "cpu_s": cpu_s, "peak_mb": peak_kb / 1024}
     if args.worker in ("pipeline", "synthetic"):
         result["annotators"] = annotator_names(args)
         result["stage_seconds"] = args.stage_seconds
@@ -324,12 +334,13 @@ def report(tries: dict[str, list[dict]], args: argparse.Namespace) -> None:
     results = {name: min(runs, key=lambda r: r["work_s"]) for name, runs in tries.items()}
     print(f"\n{n} images from 127.0.0.1, {args.threads} threads, shards of {args.shard_size}, 1 process each")
     print(f"each run: the fastest of {args.repeat}. load average now: {os.getloadavg()[0]:.1f}")
-    head = f"{'run':<36}{'samples/s':>10}{'work s':>8}{'total s':>9}{'success':>9}{'intact':>8}"
-    print(head + f"{'peak MB':>9}{'tree MB':>9}")
+    head = f"{'run':<36}{'samples/s':>10}{'work s':>8}{'CPU s':>7}{'cores':>6}{'total s':>9}{'success':>9}"
+    print(head + f"{'intact':>8}{'peak MB':>9}{'tree MB':>9}")
     for name, r in results.items():
         print(
-            f"{RUNS[name]:<36}{n / r['work_s']:>10.1f}{r['work_s']:>8.2f}{r['total_s']:>9.2f}"
-            f"{r['success']:>9}{r['intact']:>8}{r['peak_mb']:>9.0f}{r['tree_mb']:>9.0f}"
+            f"{RUNS[name]:<36}{n / r['work_s']:>10.1f}{r['work_s']:>8.2f}{r['cpu_s']:>7.1f}"
+            f"{r['cpu_s'] / r['work_s']:>6.2f}{r['total_s']:>9.2f}{r['success']:>9}{r['intact']:>8}"
+            f"{r['peak_mb']:>9.0f}{r['tree_mb']:>9.0f}"
         )
         if len(tries[name]) > 1:
             each = ", ".join(f"{t['work_s']:.2f}" for t in tries[name])
@@ -362,7 +373,8 @@ def report(tries: dict[str, list[dict]], args: argparse.Namespace) -> None:
     )
     print(f"d/c = {d / c:.2f}  (the whole pipeline's time with synthetic_score on, against without)")
     print(
-        "\nsamples/s = n / work s. work s: the measured calls only; total s: the whole subprocess "
+        "\nsamples/s = n / work s. work s: the measured calls only; CPU s: their CPU time, every thread "
+        f"and child process (cores = CPU s / work s, of {os.cpu_count()} here); total s: the whole subprocess "
         "(start-up and imports too).\nintact: success rows whose sha256 equals the served bytes'. "
         "peak MB: largest single process (ru_maxrss); tree MB: summed RSS of the process tree, "
         "sampled every 0.2 s.\n(a)'s work outside its shards is img2dataset's start-up inside download(): a "
