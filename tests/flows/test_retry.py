@@ -82,7 +82,8 @@ def test_retry_recovers_the_failed_rows_and_equals_a_run_without_failures(runs, 
     for key in ("rows_per_status", "duplicate_rows", "estimated_corruption_ratio", "opt_out_rows"):
         assert manifest[key] == clean[key], key
     [entry] = manifest["retries"]
-    clean_status = dict(zip(_rows(runs.clean)["url"], _rows(runs.clean)["status"], strict=True))
+    clean_rows = _rows(runs.clean)
+    clean_status = dict(zip(clean_rows["url"], clean_rows["status"], strict=True))
     # the 503s, and any row that a loaded machine let time out in the first run only
     recoverable = sum(
         clean_status[r["url"]] == "success"
